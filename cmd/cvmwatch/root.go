@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks a bad command line (exit code 2).
+type usageError struct{ error }
+
+func isUsageError(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cvmwatch",
+		Short: "Turn Tencent Cloud CVM instance state changes into NATS events",
+		Long: `cvmwatch polls DescribeInstancesStatus for every configured account and
+region, diffs each instance's state against the last snapshot and publishes
+every transition to NATS as a CloudEvent.
+
+Start with "cvmwatch demo": a simulated fleet, no cloud account needed.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %w (see %s --help)", c.CommandPath(), err, c.CommandPath())}
+	})
+	root.AddCommand(
+		newVersionCommand(),
+		newSimCommand(),
+		newDemoCommand(),
+	)
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(c.OutOrStdout(), "cvmwatch %s\n", version)
+			return err
+		},
+	}
+}

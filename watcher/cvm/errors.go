@@ -1,0 +1,134 @@
+package cvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	tcerr "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/errors"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// Sentinels callers branch on. watcher.ErrAuth marks auth failures.
+var (
+	// ErrThrottled marks a RequestLimitExceeded* answer.
+	ErrThrottled = errors.New("throttled by the API")
+	// ErrMalformed marks a response that could not be used: not JSON, an
+	// empty object, missing or absurd fields.
+	ErrMalformed = errors.New("malformed response")
+	// ErrRejected marks a request the API refused as invalid; retrying the
+	// same request cannot help.
+	ErrRejected = errors.New("request rejected by the API")
+)
+
+// class is what the retry loop does with an error.
+type class int
+
+const (
+	classRetry    class = iota // server, network, malformed: back off, retry
+	classThrottle              // slow the limiter down, back off, retry
+	classAuth                  // give up until the next cycle
+	classReject                // give up: the request itself is wrong
+	classCanceled              // the caller gave up
+)
+
+// APIError is a Tencent error answer, reduced to what is safe and useful to
+// log: the action, the code, a bounded message and the request id. The SDK's
+// own error text can embed a whole response body; this one cannot.
+type APIError struct {
+	Action    string
+	Code      string
+	Message   string
+	RequestID string
+	class     class
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("%s: %s", e.Action, e.Code)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		s += " (request " + e.RequestID + ")"
+	}
+	return s
+}
+
+// Is lets callers match the class sentinels with errors.Is.
+func (e *APIError) Is(target error) bool {
+	switch e.class {
+	case classAuth:
+		return target == watcher.ErrAuth
+	case classThrottle:
+		return target == ErrThrottled
+	case classReject:
+		return target == ErrRejected
+	}
+	if target == ErrMalformed {
+		return strings.HasPrefix(e.Code, "ClientError.ParseJsonError") || e.Code == "ClientError.IOError"
+	}
+	return false
+}
+
+// classifyCode maps a Tencent error code to what the retry loop does. It is
+// the one place that knows Tencent's code families.
+func classifyCode(code string) class {
+	switch {
+	case strings.HasPrefix(code, "RequestLimitExceeded"):
+		return classThrottle
+	case strings.HasPrefix(code, "AuthFailure"),
+		strings.HasPrefix(code, "UnauthorizedOperation"),
+		code == "OperationDenied" || strings.HasPrefix(code, "OperationDenied."):
+		return classAuth
+	case code == "InternalError" || strings.HasPrefix(code, "InternalError."),
+		code == "InternalServerError" || strings.HasPrefix(code, "InternalServerError."),
+		code == "ServiceUnavailable" || strings.HasPrefix(code, "ServiceUnavailable."),
+		code == "ResourceUnavailable" || strings.HasPrefix(code, "ResourceUnavailable."),
+		strings.HasPrefix(code, "ClientError."): // network, HTTP status, unparsable body
+		return classRetry
+	default:
+		// InvalidParameter*, InvalidInstanceId.*, MissingParameter,
+		// UnknownParameter, InvalidAction, UnsupportedRegion, and any code we
+		// have never seen: the same request will fail the same way.
+		return classReject
+	}
+}
+
+// maxMessage bounds the part of an API message kept in an error.
+const maxMessage = 160
+
+// wrapError turns whatever the SDK returned into an error the retry loop can
+// classify, without keeping unbounded text from the response.
+func wrapError(action string, err error) (error, class) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", action, err), classCanceled
+	}
+	var sdkErr *tcerr.TencentCloudSDKError
+	if errors.As(err, &sdkErr) {
+		if u := sdkErr.Unwrap(); u != nil && (errors.Is(u, context.Canceled) || errors.Is(u, context.DeadlineExceeded)) {
+			return fmt.Errorf("%s: %w", action, u), classCanceled
+		}
+		c := classifyCode(sdkErr.Code)
+		return &APIError{
+			Action:    action,
+			Code:      sdkErr.Code,
+			Message:   truncate(sdkErr.Message, maxMessage),
+			RequestID: truncate(sdkErr.RequestId, 64),
+			class:     c,
+		}, c
+	}
+	if errors.Is(err, ErrMalformed) {
+		return fmt.Errorf("%s: %w", action, err), classRetry
+	}
+	// Transport errors that the SDK did not wrap: dial, timeout, body cap.
+	return fmt.Errorf("%s: %s", action, truncate(err.Error(), maxMessage)), classRetry
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,57 @@
+package cvm
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy bounds the retries of one API request (one page, one lookup
+// batch). Zero fields take the defaults below.
+type RetryPolicy struct {
+	// MaxAttempts counts the first try; 1 means no retry.
+	MaxAttempts int
+	// BaseDelay is the first backoff; each later one doubles, up to MaxDelay.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+}
+
+// defaultRetry retries a request for about half a minute at most.
+var defaultRetry = RetryPolicy{MaxAttempts: 6, BaseDelay: 250 * time.Millisecond, MaxDelay: 8 * time.Second}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = defaultRetry.MaxAttempts
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = defaultRetry.BaseDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = defaultRetry.MaxDelay
+	}
+	return p
+}
+
+// backoff is the wait before retry number n (1-based): exponential with
+// "equal jitter", so waits stay spread out without ever being near zero.
+func (p RetryPolicy) backoff(n int) time.Duration {
+	d := p.BaseDelay
+	for i := 1; i < n && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxDelay)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
