@@ -1,0 +1,173 @@
+package watcher
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CloudEvents attributes of the event contract (version 1). Changing the
+// body's shape means new type names, never an edit of these.
+const (
+	ContentType = "application/cloudevents+json"
+
+	TypeAppeared     = "io.github.cvmwatch.instance.appeared.v1"
+	TypeStateChanged = "io.github.cvmwatch.instance.state_changed.v1"
+	TypeDisappeared  = "io.github.cvmwatch.instance.disappeared.v1"
+
+	// TimeFormat is RFC 3339 in UTC with milliseconds, always 3 digits.
+	TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+)
+
+// EventID returns the stable id of a transition: the same target, instance,
+// sequence, from and to always give the same id, whoever observes it and
+// when, so a retry or a takeover re-publishing it is a duplicate the broker
+// drops.
+func EventID(t Target, instanceID string, seq uint64, from, to State) string {
+	h := sha256.New()
+	for _, s := range []string{t.Account, t.Region, instanceID, strconv.FormatUint(seq, 10), string(from), string(to)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Type returns the CloudEvents type of e.
+func (e Event) Type() string {
+	switch {
+	case e.From == Absent:
+		return TypeAppeared
+	case e.To == Absent:
+		return TypeDisappeared
+	default:
+		return TypeStateChanged
+	}
+}
+
+// Subject returns "<prefix>.state.<account>.<region>.<instanceId>.<FROM>.<TO>".
+// Every token is checked; an unsafe one is an error, never published raw.
+func (e Event) Subject(prefix string) (string, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return "", err
+	}
+	parts := []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	for _, p := range parts {
+		if err := ValidateToken(p); err != nil {
+			return "", fmt.Errorf("event %s subject token %s: %w", e.ID, Quote(p), err)
+		}
+	}
+	return prefix + ".state." + strings.Join(parts, "."), nil
+}
+
+// ScanSubject returns "<prefix>.scan.<account>.<region>".
+func ScanSubject(prefix string, t Target) (string, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return "", err
+	}
+	for _, p := range []string{t.Account, t.Region} {
+		if err := ValidateToken(p); err != nil {
+			return "", fmt.Errorf("target %s: %w", Quote(p), err)
+		}
+	}
+	return prefix + ".scan." + t.Account + "." + t.Region, nil
+}
+
+// ValidatePrefix checks a subject prefix: one or more safe tokens joined by
+// dots ("cvm", "prod.cvm").
+func ValidatePrefix(prefix string) error {
+	for _, tok := range strings.Split(prefix, ".") {
+		if err := ValidateToken(tok); err != nil {
+			return fmt.Errorf("subject prefix %s: %w", Quote(prefix), err)
+		}
+	}
+	return nil
+}
+
+// cloudEvent is the structured-mode JSON body, fields in contract order.
+type cloudEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            string    `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            EventData `json:"data"`
+}
+
+// EventData is the data of every instance event, as subscribers decode it.
+type EventData struct {
+	Account            string `json:"account"`
+	Region             string `json:"region"`
+	InstanceID         string `json:"instanceId"`
+	From               State  `json:"from"`
+	To                 State  `json:"to"`
+	Sequence           uint64 `json:"sequence"`
+	ObservedAt         string `json:"observedAt"`
+	PreviousObservedAt string `json:"previousObservedAt,omitempty"`
+}
+
+// MarshalCloudEvent encodes e as a CloudEvents 1.0 structured JSON body.
+// The output is deterministic: the same event always gives the same bytes.
+func MarshalCloudEvent(e Event) ([]byte, error) {
+	ce := cloudEvent{
+		SpecVersion:     "1.0",
+		ID:              e.ID,
+		Source:          "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
+		Type:            e.Type(),
+		Subject:         e.InstanceID,
+		Time:            formatTime(e.ObservedAt),
+		DataContentType: "application/json",
+		Data: EventData{
+			Account:    e.Target.Account,
+			Region:     e.Target.Region,
+			InstanceID: e.InstanceID,
+			From:       e.From,
+			To:         e.To,
+			Sequence:   e.Sequence,
+			ObservedAt: formatTime(e.ObservedAt),
+		},
+	}
+	if !e.PreviousObservedAt.IsZero() {
+		ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
+	}
+	return json.Marshal(ce)
+}
+
+// UnmarshalCloudEvent decodes a body made by MarshalCloudEvent.
+func UnmarshalCloudEvent(b []byte) (Event, error) {
+	var ce cloudEvent
+	if err := json.Unmarshal(b, &ce); err != nil {
+		return Event{}, fmt.Errorf("cloudevent: %w", err)
+	}
+	if ce.SpecVersion != "1.0" {
+		return Event{}, fmt.Errorf("cloudevent: specversion %s", Quote(ce.SpecVersion))
+	}
+	e := Event{
+		ID:         ce.ID,
+		Target:     Target{Account: ce.Data.Account, Region: ce.Data.Region},
+		InstanceID: ce.Data.InstanceID,
+		From:       ce.Data.From,
+		To:         ce.Data.To,
+		Sequence:   ce.Data.Sequence,
+	}
+	var err error
+	if e.ObservedAt, err = time.Parse(time.RFC3339Nano, ce.Data.ObservedAt); err != nil {
+		return Event{}, fmt.Errorf("cloudevent: observedAt: %w", err)
+	}
+	if ce.Data.PreviousObservedAt != "" {
+		if e.PreviousObservedAt, err = time.Parse(time.RFC3339Nano, ce.Data.PreviousObservedAt); err != nil {
+			return Event{}, fmt.Errorf("cloudevent: previousObservedAt: %w", err)
+		}
+	}
+	if ce.Type != e.Type() {
+		return Event{}, fmt.Errorf("cloudevent: type %s does not match %s -> %s", Quote(ce.Type), e.From, e.To)
+	}
+	return e, nil
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }

@@ -1,0 +1,114 @@
+package watcher
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func goldenEvents() map[string]Event {
+	obs := time.Date(2026, 11, 26, 23, 10, 0, 0, time.UTC)
+	prev := time.Date(2026, 11, 26, 23, 9, 30, 123_000_000, time.UTC)
+	mk := func(from, to State, seq uint64, prevAt time.Time) Event {
+		return Event{
+			ID: EventID(tgt, "ins-r8hr2upy", seq, from, to), Target: tgt, InstanceID: "ins-r8hr2upy",
+			From: from, To: to, Sequence: seq, ObservedAt: obs, PreviousObservedAt: prevAt,
+		}
+	}
+	return map[string]Event{
+		"state_changed": mk(StateRunning, StateStopped, 7, prev),
+		"appeared":      mk(Absent, StatePending, 1, time.Time{}),
+		"disappeared":   mk(StateTerminating, Absent, 9, prev),
+	}
+}
+
+// TestCloudEventGolden pins the wire format. Run with -update only for a
+// deliberate new version of the contract.
+func TestCloudEventGolden(t *testing.T) {
+	for name, e := range goldenEvents() {
+		t.Run(name, func(t *testing.T) {
+			body, err := MarshalCloudEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject, err := e.Subject("cvm")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, body, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			got := "subject: " + subject + "\n" + pretty.String() + "\n"
+			path := filepath.Join("testdata", "event_"+name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./watcher -run Golden -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("%s changed:\n--- got\n%s--- want\n%s", path, got, want)
+			}
+			back, err := UnmarshalCloudEvent(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !back.ObservedAt.Equal(e.ObservedAt) || !back.PreviousObservedAt.Equal(e.PreviousObservedAt) {
+				t.Errorf("times did not round-trip: %+v", back)
+			}
+			back.ObservedAt, back.PreviousObservedAt = e.ObservedAt, e.PreviousObservedAt
+			if back != e {
+				t.Errorf("round trip = %+v, want %+v", back, e)
+			}
+		})
+	}
+}
+
+func TestEventSubjectRefusesUnsafeTokens(t *testing.T) {
+	e := goldenEvents()["state_changed"]
+	for _, bad := range []string{"ins-a.b", "ins-*", "ins->", "ins a", ""} {
+		e.InstanceID = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with instance %q = %q, want an error", bad, s)
+		}
+	}
+	e = goldenEvents()["state_changed"]
+	for _, prefix := range []string{"", "cvm.", ".cvm", "c*m", "c m"} {
+		if s, err := e.Subject(prefix); err == nil {
+			t.Errorf("Subject with prefix %q = %q, want an error", prefix, s)
+		}
+	}
+	if s, err := e.Subject("prod.cvm"); err != nil || !strings.HasPrefix(s, "prod.cvm.state.prod.ap-guangzhou.ins-r8hr2upy.RUNNING.STOPPED") {
+		t.Errorf("Subject(prod.cvm) = %q, %v", s, err)
+	}
+}
+
+func TestEventIDIsStableAndDistinct(t *testing.T) {
+	a := EventID(tgt, "ins-a", 1, StateRunning, StateStopped)
+	if a != EventID(tgt, "ins-a", 1, StateRunning, StateStopped) {
+		t.Fatal("same transition, different ids")
+	}
+	others := []string{
+		EventID(tgt, "ins-a", 2, StateRunning, StateStopped),
+		EventID(tgt, "ins-b", 1, StateRunning, StateStopped),
+		EventID(tgt, "ins-a", 1, StateStopped, StateRunning),
+		EventID(Target{Account: "dev", Region: "ap-guangzhou"}, "ins-a", 1, StateRunning, StateStopped),
+		EventID(Target{Account: "prodap-", Region: "guangzhou"}, "ins-a", 1, StateRunning, StateStopped),
+	}
+	for _, o := range others {
+		if o == a {
+			t.Fatal("different transitions share an id")
+		}
+	}
+}

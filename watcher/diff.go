@@ -1,0 +1,218 @@
+package watcher
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Diff compares a scan with the snapshot it follows. It is pure: it reads the
+// snapshot and the scan and changes neither. Use it in three steps:
+//
+//	d := Diff(snap, scan, policy)
+//	lookup, err := source.Lookup(ctx, d.Candidates())   // if any
+//	commit := d.Resolve(lookup, lookupStarted, lookupDone)
+//
+// The rules:
+//   - an instance listed in another state than its record: a transition;
+//   - an unknown ID: an appearance (ABSENT -> state), except before the
+//     target's first complete scan, which is a silent baseline unless the
+//     policy announces it;
+//   - only a complete scan can count an instance as missing; after
+//     ConfirmScans consecutive misses it becomes a candidate, and only a
+//     lookup by ID that does not find it makes it a disappearance;
+//   - when more than MassFraction of a target is missing at once the
+//     candidates are held until MassConfirmScans.
+func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
+	start := floorMillis(scan.Stats.Started)
+	end := ceilMillis(scan.Stats.Started.Add(scan.Stats.Duration))
+	d := &Pending{snap: snap, scan: scan, policy: p, start: start, end: end, misses: map[string]int{}}
+	baselined := snap.meta.Baselined || p.AnnounceBaseline
+
+	listed := make(map[string]struct{}, len(scan.Observations)+len(scan.Unreadable))
+	for _, o := range scan.Observations {
+		listed[o.InstanceID] = struct{}{}
+		rec, known := snap.records[o.InstanceID]
+		switch {
+		case !known && !baselined:
+			d.put(Record{InstanceID: o.InstanceID, State: o.State, Since: end, LastSeen: start})
+		case !known:
+			d.transition(o.InstanceID, Record{InstanceID: o.InstanceID, State: Absent}, o.State, end, start)
+		case rec.state != o.State:
+			d.transition(o.InstanceID, rec.record(o.InstanceID), o.State, end, start)
+		case rec.missing != 0:
+			r := rec.record(o.InstanceID)
+			r.Missing, r.LastSeen = 0, start
+			d.put(r)
+		}
+	}
+	for _, id := range scan.Unreadable {
+		listed[id] = struct{}{}
+		if rec, ok := snap.records[id]; ok && rec.missing != 0 && rec.state != Absent {
+			r := rec.record(id)
+			r.Missing = 0
+			d.put(r)
+		}
+	}
+
+	// Absence: only from a complete scan of a target already baselined.
+	if scan.Complete && snap.meta.Baselined {
+		live := 0
+		var missing []string
+		for id, rec := range snap.records {
+			if rec.state == Absent {
+				continue
+			}
+			live++
+			if _, ok := listed[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+		slices.Sort(missing)
+		threshold := p.ConfirmScans
+		if live >= p.MassMinInstances && float64(len(missing)) > p.MassFraction*float64(live) {
+			d.mass = true
+			threshold = max(p.MassConfirmScans, p.ConfirmScans)
+		}
+		for _, id := range missing {
+			n := int(snap.records[id].missing) + 1
+			d.misses[id] = n
+			switch {
+			case n >= threshold:
+				d.candidates = append(d.candidates, id)
+			case d.mass && n >= p.ConfirmScans:
+				d.held++
+			}
+		}
+	}
+
+	// Tombstones past retention go.
+	if p.TombstoneRetention > 0 {
+		cutoff := toMillis(end.Add(-p.TombstoneRetention))
+		for id, rec := range snap.records {
+			if rec.state == Absent && rec.lastSeen < cutoff {
+				if _, ok := listed[id]; !ok {
+					d.delete = append(d.delete, id)
+				}
+			}
+		}
+		slices.Sort(d.delete)
+	}
+	return d
+}
+
+// Pending is a diff waiting for the lookup of its disappearance candidates.
+type Pending struct {
+	snap       *Snapshot
+	scan       Scan
+	policy     Policy
+	start, end time.Time
+	puts       []Record
+	events     []Event
+	delete     []string
+	misses     map[string]int // missing instance -> consecutive misses now
+	candidates []string
+	held       int
+	mass       bool
+}
+
+// Candidates returns, sorted, the instances that must be looked up by ID
+// before they can be declared gone.
+func (d *Pending) Candidates() []string { return slices.Clone(d.candidates) }
+
+// Held counts missing instances whose disappearance is held back because
+// they are part of a mass disappearance.
+func (d *Pending) Held() int { return d.held }
+
+// Mass reports whether this scan is missing a mass of the target.
+func (d *Pending) Mass() bool { return d.mass }
+
+// Resolve completes the diff with what a lookup of Candidates proved (an
+// empty result if no lookup was made or it failed entirely) and returns the
+// commit: changed records only, events sorted by instance ID, new metadata.
+// A change the lookup reveals is observed at lookupDone, with the instance
+// last seen in its old state no later than lookupStarted.
+func (d *Pending) Resolve(lr LookupResult, lookupStarted, lookupDone time.Time) Commit {
+	seen, at := floorMillis(lookupStarted), ceilMillis(lookupDone)
+	absent := make(map[string]bool, len(lr.Absent))
+	for _, id := range lr.Absent {
+		absent[id] = true
+	}
+	found := make(map[string]State, len(lr.Found))
+	for _, o := range lr.Found {
+		found[o.InstanceID] = o.State
+	}
+	isCandidate := make(map[string]bool, len(d.candidates))
+	for _, id := range d.candidates {
+		isCandidate[id] = true
+	}
+	for _, id := range sortedKeys(d.misses) {
+		rec := d.snap.records[id].record(id)
+		n := d.misses[id]
+		switch st, ok := found[id]; {
+		case isCandidate[id] && absent[id]:
+			d.transition(id, rec, Absent, at, at)
+		case isCandidate[id] && ok && st != rec.State:
+			d.transition(id, rec, st, at, seen)
+		case isCandidate[id] && ok:
+			rec.Missing, rec.LastSeen = 0, seen
+			d.put(rec)
+		default: // still missing, not (yet) provably gone
+			rec.Missing = n
+			d.put(rec)
+		}
+	}
+
+	meta := d.snap.meta
+	meta.Scans++
+	meta.LastScan = d.start
+	if d.scan.Complete {
+		meta.CompleteScans++
+		meta.LastComplete = d.start
+		meta.Baselined = true
+	}
+	slices.SortFunc(d.puts, func(a, b Record) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	slices.SortFunc(d.events, func(a, b Event) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	return Commit{Put: d.puts, Delete: d.delete, Events: d.events, Meta: meta}
+}
+
+// transition records an event from rec's state to `to`, observed at `at`,
+// with the instance listed (or looked up) at `seen`.
+func (d *Pending) transition(id string, rec Record, to State, at, seen time.Time) {
+	seq := rec.Sequence + 1
+	e := Event{
+		ID:         EventID(d.scan.Target, id, seq, rec.State, to),
+		Target:     d.scan.Target,
+		InstanceID: id,
+		From:       rec.State,
+		To:         to,
+		Sequence:   seq,
+		ObservedAt: at,
+	}
+	if rec.State != Absent {
+		e.PreviousObservedAt = rec.LastSeen
+	}
+	d.events = append(d.events, e)
+	d.put(Record{InstanceID: id, State: to, Sequence: seq, Since: at, LastSeen: seen})
+}
+
+func (d *Pending) put(r Record) { d.puts = append(d.puts, r) }
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func floorMillis(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
+
+func ceilMillis(t time.Time) time.Time {
+	f := t.Truncate(time.Millisecond)
+	if f.Before(t) {
+		f = f.Add(time.Millisecond)
+	}
+	return f.UTC()
+}

@@ -1,0 +1,30 @@
+package watcher
+
+import "time"
+
+// Event is one observed transition of one instance. Events of one instance
+// have contiguous sequences (1, 2, 3, ...) and each one's From equals the
+// previous one's To.
+type Event struct {
+	// ID is stable: the same transition always gets the same ID, across
+	// retries and restarts (see EventID).
+	ID         string
+	Target     Target
+	InstanceID string
+	From       State
+	To         State
+	Sequence   uint64
+	// ObservedAt is when the change was observed (the end of the scan that
+	// saw it); the change happened within [PreviousObservedAt, ObservedAt].
+	ObservedAt time.Time
+	// PreviousObservedAt is the last time the instance was seen in From;
+	// zero for an appearance.
+	PreviousObservedAt time.Time
+}
+
+// OutboxEntry is an event waiting in the outbox of its target. Seq orders
+// the entries of one target in commit order, starting at 1, never reused.
+type OutboxEntry struct {
+	Seq   uint64
+	Event Event
+}
