@@ -100,21 +100,24 @@ func classifyCode(code string) class {
 const maxMessage = 160
 
 // wrapError turns whatever the SDK returned into an error the retry loop can
-// classify, without keeping unbounded text from the response.
-func wrapError(action string, err error) (error, class) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", action, err), classCanceled
+// classify, without keeping unbounded text from the response. Only the
+// caller's ctx decides cancellation: an HTTP timeout also matches
+// context.DeadlineExceeded, but it is a network error to retry.
+func wrapError(ctx context.Context, action string, err error) (error, class) {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", action, context.Cause(ctx)), classCanceled
 	}
 	var sdkErr *tcerr.TencentCloudSDKError
 	if errors.As(err, &sdkErr) {
-		if u := sdkErr.Unwrap(); u != nil && (errors.Is(u, context.Canceled) || errors.Is(u, context.DeadlineExceeded)) {
-			return fmt.Errorf("%s: %w", action, u), classCanceled
-		}
 		c := classifyCode(sdkErr.Code)
+		msg := sdkErr.Message
+		if cause := sdkErr.Unwrap(); cause != nil {
+			msg += ": " + cause.Error()
+		}
 		return &APIError{
 			Action:    action,
 			Code:      sdkErr.Code,
-			Message:   truncate(sdkErr.Message, maxMessage),
+			Message:   truncate(msg, maxMessage),
 			RequestID: truncate(sdkErr.RequestId, 64),
 			class:     c,
 		}, c

@@ -251,7 +251,7 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 			s.limiter.Succeeded()
 			return p, nil
 		}
-		err, c := wrapError(ActionDescribeInstancesStatus, err)
+		err, c := wrapError(ctx, ActionDescribeInstancesStatus, err)
 		switch c {
 		case classCanceled, classAuth, classReject:
 			return page{}, err

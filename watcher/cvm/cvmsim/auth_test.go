@@ -1,0 +1,175 @@
+package cvmsim_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+func TestAuthThroughSDK(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 2, RateLimit: -1})
+	for _, tc := range []struct {
+		name     string
+		id, key  string
+		offset   time.Duration
+		wantCode string
+	}{
+		{"default credentials succeed", cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 0, ""},
+		{"unknown SecretId is SecretIdNotFound", "AKIDnobody", "x", 0, cvmsim.CodeAuthSecretIDNotFound},
+		{"wrong key is SignatureFailure", cvmsim.DefaultSecretID, "wrong", 0, cvmsim.CodeAuthSignatureFailure},
+		{"clock 4 minutes ahead is accepted", cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 4 * time.Minute, ""},
+		{"clock 6 minutes ahead is SignatureExpire", cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 6 * time.Minute, cvmsim.CodeAuthSignatureExpire},
+		{"clock 6 minutes behind is SignatureExpire", cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, -6 * time.Minute, cvmsim.CodeAuthSignatureExpire},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.SetClockOffset(tc.offset)
+			defer srv.SetClockOffset(0)
+			for _, method := range []string{"POST", "GET"} {
+				c := MustClient(t, srv, clientConfig{method: method, secretID: tc.id, secretKey: tc.key})
+				_, err := c.DescribeInstancesStatus(statusReq(i64(0), i64(5)))
+				if got := sdkCode(err); got != tc.wantCode {
+					t.Fatalf("%s: code = %q, want %q", method, got, tc.wantCode)
+				}
+			}
+		})
+	}
+	if got := srv.Stats().AuthFailures; got != 8 {
+		t.Fatalf("AuthFailures = %d, want 8", got)
+	}
+}
+
+func TestAuthHandSigned(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{
+		InstancesPerRegion: 2, RateLimit: -1,
+		Credentials: map[string]string{"AKIDother": "other-key", cvmsim.DefaultSecretID: cvmsim.DefaultSecretKey},
+	})
+	good := rawRequest{body: `{"Limit":5}`}
+	yesterday := time.Now().Add(-24 * time.Hour).UTC().Format("2006-01-02")
+	for _, tc := range []struct {
+		name string
+		req  rawRequest
+		code string
+	}{
+		{"signed request succeeds", good, ""},
+		{"second SecretId succeeds", rawRequest{secretID: "AKIDother", secretKey: "other-key"}, ""},
+		{"extra signed headers are honoured", rawRequest{signedHeaders: []string{"content-type", "host", "x-tc-action"}, body: `{}`}, ""},
+		{"documented lower-cased header values are accepted", rawRequest{signedHeaders: []string{"content-type", "host", "x-tc-action"}, lowerValues: true}, ""},
+		{"signed headers in any order", rawRequest{signedHeaders: []string{"x-tc-region", "host", "content-type"}}, ""},
+		{"GET signs the raw query", rawRequest{method: "GET", query: "Limit=3&Offset=0"}, ""},
+		{"signed header that is absent signs as empty", rawRequest{signedHeaders: []string{"content-type", "host", "x-custom"}}, ""},
+		{"charset content type", rawRequest{contentType: "application/json; charset=utf-8"}, ""},
+		{"missing Authorization", rawRequest{authorization: " "}, cvmsim.CodeAuthInvalidAuthorization},
+		{"garbled Authorization", rawRequest{authorization: "TC3-HMAC-SHA256 garbage"}, cvmsim.CodeAuthInvalidAuthorization},
+		{"wrong algorithm", rawRequest{authorization: "HMAC-SHA1 Credential=AKIDcvmsim/2020-01-01/cvm/tc3_request, SignedHeaders=content-type;host, Signature=00"}, cvmsim.CodeAuthInvalidAuthorization},
+		{"short credential", rawRequest{authorization: "TC3-HMAC-SHA256 Credential=AKIDcvmsim/cvm, SignedHeaders=content-type;host, Signature=00"}, cvmsim.CodeAuthInvalidAuthorization},
+		{"host not signed", rawRequest{signedHeaders: []string{"content-type"}}, cvmsim.CodeAuthInvalidAuthorization},
+		{"content-type not signed", rawRequest{signedHeaders: []string{"host", "x-tc-action"}}, cvmsim.CodeAuthInvalidAuthorization},
+		{"upper-case signed header name", rawRequest{signedHeaders: []string{"Content-Type", "host"}}, cvmsim.CodeAuthInvalidAuthorization},
+		{"scope date not the timestamp's", rawRequest{scopeDate: yesterday}, cvmsim.CodeAuthSignatureFailure},
+		{"scope service not cvm", rawRequest{scopeService: "cbs"}, cvmsim.CodeAuthSignatureFailure},
+		{"timestamp ten minutes old", rawRequest{timestamp: time.Now().Add(-10 * time.Minute).Unix()}, cvmsim.CodeAuthSignatureExpire},
+		{"unknown SecretId", rawRequest{secretID: "AKIDnobody", secretKey: "x"}, cvmsim.CodeAuthSecretIDNotFound},
+		{"the signed Host is whatever the client sent", rawRequest{host: "cvm.tencentcloudapi.com"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, body := do(t, tc.req.build(t, srv))
+			if got := r.errCode(); got != tc.code {
+				t.Fatalf("code = %q, want %q: %s", got, tc.code, body)
+			}
+		})
+	}
+	t.Run("body changed after signing is SignatureFailure", func(t *testing.T) {
+		req := good.build(t, srv)
+		req.Body = httpBody(`{"Limit":6}`)
+		req.ContentLength = int64(len(`{"Limit":6}`))
+		r, body := do(t, req)
+		if got, want := r.errCode(), cvmsim.CodeAuthSignatureFailure; got != want {
+			t.Fatalf("code = %q, want %q: %s", got, want, body)
+		}
+	})
+	t.Run("Host changed after signing is SignatureFailure", func(t *testing.T) {
+		req := rawRequest{host: "cvm.tencentcloudapi.com"}.build(t, srv)
+		req.Host = srv.Endpoint()
+		r, body := do(t, req)
+		if got, want := r.errCode(), cvmsim.CodeAuthSignatureFailure; got != want {
+			t.Fatalf("code = %q, want %q: %s", got, want, body)
+		}
+	})
+	t.Run("replay of a signed request is accepted", func(t *testing.T) {
+		first := good.build(t, srv)
+		for i := 0; i < 3; i++ {
+			req := first.Clone(t.Context())
+			req.Body = httpBody(good.body)
+			if r, body := do(t, req); r.errCode() != "" {
+				t.Fatalf("replay %d: %s", i, body)
+			}
+		}
+	})
+}
+
+// TestPublishedSignatureExample verifies Tencent's published worked example of
+// TC3-HMAC-SHA256 ("签名方法 v3", cvm DescribeInstances in ap-guangzhou at
+// timestamp 1551113065, POST to cvm.tencentcloudapi.com, SignedHeaders
+// content-type;host, payload hash 35e9c5b0..., CanonicalRequest hash
+// 5ffe6a04...), sent to the simulator as the real request.
+//
+//   - The international "Signature v3" page (tencentcloud.com, API 3.0
+//     "Making API Requests") uses SecretId AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE,
+//     SecretKey Gu5t9xGARNpq86cd98joQYCN3EXAMPLE and publishes
+//     Signature=72e494ea....
+//   - The Chinese "签名方法 v3" page (cloud.tencent.com/document/api/213/30654,
+//     2019 edition) masks the keys as AKIDz8krbsJ5yKBZQpn74WFkmLPx3******* and
+//     Gu5t9xGARNpq86cd98joQYCN3******* and publishes Signature=2230eefd...,
+//     which is the signature of those literal masked strings.
+//
+// The current Chinese edition signs content-type;host;x-tc-action and
+// publishes only intermediate keys; it is checked in auth_internal_test.go.
+func TestPublishedSignatureExample(t *testing.T) {
+	const (
+		host    = "cvm.tencentcloudapi.com"
+		ts      = 1551113065
+		payload = `{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}`
+	)
+	for _, tc := range []struct {
+		name, id, key, sig string
+	}{
+		{"EXAMPLE keys", "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+			"72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"},
+		{"masked keys", "AKIDz8krbsJ5yKBZQpn74WFkmLPx3*******", "Gu5t9xGARNpq86cd98joQYCN3*******",
+			"2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 5, Seed: 1, Credentials: map[string]string{tc.id: tc.key}})
+			srv.SetClockOffset(time.Until(time.Unix(ts, 0)))
+			send := func(body string) map[string]any {
+				req := httptest.NewRequest(http.MethodPost, "http://"+host+"/", strings.NewReader(body))
+				req.Host = host
+				req.Header.Set("Authorization", "TC3-HMAC-SHA256 Credential="+tc.id+"/2019-02-25/cvm/tc3_request, SignedHeaders=content-type;host, Signature="+tc.sig)
+				req.Header.Set("Content-Type", "application/json; charset=utf-8")
+				req.Header.Set("X-TC-Action", "DescribeInstances")
+				req.Header.Set("X-TC-Timestamp", "1551113065")
+				req.Header.Set("X-TC-Version", "2017-03-12")
+				req.Header.Set("X-TC-Region", "ap-guangzhou")
+				rec := httptest.NewRecorder()
+				srv.Handler().ServeHTTP(rec, req)
+				var out struct{ Response map[string]any }
+				if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+					t.Fatalf("decode %s: %v", rec.Body, err)
+				}
+				return out.Response
+			}
+			if r := send(payload); r["Error"] != nil {
+				t.Fatalf("published example rejected: %v", r["Error"])
+			}
+			r := send(strings.Replace(payload, `"Limit": 1`, `"Limit": 2`, 1))
+			if e, _ := r["Error"].(map[string]any); e == nil || e["Code"] != cvmsim.CodeAuthSignatureFailure {
+				t.Fatalf("tampered example: got %v, want %s", r, cvmsim.CodeAuthSignatureFailure)
+			}
+		})
+	}
+}

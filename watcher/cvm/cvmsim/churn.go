@@ -1,0 +1,214 @@
+package cvmsim
+
+import (
+	"math"
+	"time"
+)
+
+// step is one pending churn transition: at time at, the instance goes to to
+// (Absent: it is released).
+type step struct {
+	to string
+	at time.Time
+}
+
+// dwell is the range of time an instance stays in an intermediate state, at
+// DwellScale 1. SHUTDOWN is much shorter than the real "up to 2 hours" so a
+// demo shows whole lifecycles.
+type dwell struct{ min, max time.Duration }
+
+func dwellOf(state string) dwell {
+	switch state {
+	case StatePending:
+		return dwell{10 * time.Second, 40 * time.Second}
+	case StateStopping, StateStarting:
+		return dwell{5 * time.Second, 20 * time.Second}
+	case StateRebooting:
+		return dwell{10 * time.Second, 40 * time.Second}
+	case StateShutdown:
+		return dwell{60 * time.Second, 600 * time.Second}
+	case StateTerminating:
+		return dwell{5 * time.Second, 20 * time.Second}
+	}
+	return dwell{time.Second, 2 * time.Second}
+}
+
+// churn is the state of the churn engine. Guarded by Server.mu.
+type churn struct {
+	rate   float64 // operations started per second, across the fleet
+	scale  float64 // DwellScale
+	target int     // desired live instances per region
+	credit float64 // operations owed
+	last   time.Time
+}
+
+// churnTick is how often the churn goroutine advances the simulation.
+const churnTick = 100 * time.Millisecond
+
+// runChurn advances the churn engine on a ticker until the server closes.
+func (s *Server) runChurn() {
+	defer close(s.churnDone)
+	t := time.NewTicker(churnTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.advance(s.now())
+		}
+	}
+}
+
+// advance moves the simulation to now: it applies every churn transition due
+// by now (earliest first, each recorded at its due time), then starts the
+// operations owed since the last call at Options.Churn per second. Tests call
+// it directly with synthetic times; it never sleeps.
+func (s *Server) advance(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyDueLocked(now)
+	c := &s.churn
+	if c.last.IsZero() || now.Before(c.last) {
+		c.last = now
+	}
+	if c.rate <= 0 {
+		c.last = now
+		return
+	}
+	c.credit += c.rate * now.Sub(c.last).Seconds()
+	c.last = now
+	if limit := math.Max(1, c.rate*5); c.credit > limit {
+		c.credit = limit // after a long pause, do not start a storm
+	}
+	for c.credit >= 1 {
+		c.credit--
+		s.startOpLocked(now)
+	}
+}
+
+// applyDueLocked applies the pending transitions due by now, earliest first.
+func (s *Server) applyDueLocked(now time.Time) {
+	for {
+		var next *instance
+		for _, in := range s.fleet.pending {
+			if len(in.plan) == 0 || in.plan[0].at.After(now) {
+				continue
+			}
+			if next == nil || in.plan[0].at.Before(next.plan[0].at) ||
+				in.plan[0].at.Equal(next.plan[0].at) && in.seq < next.seq {
+				next = in
+			}
+		}
+		if next == nil {
+			return
+		}
+		st := next.plan[0]
+		next.plan = next.plan[1:]
+		if st.to == Absent {
+			s.fleet.remove(next, st.at)
+			continue
+		}
+		s.fleet.setState(next, st.to, st.at)
+		if len(next.plan) == 0 {
+			delete(s.fleet.pending, next.id)
+			next.latestOpState = "SUCCESS"
+			if st.to == StateLaunchFailed {
+				next.latestOpState = "FAILED"
+			}
+		}
+	}
+}
+
+// dwellLocked draws how long an instance stays in state, scaled.
+func (s *Server) dwellLocked(state string) time.Duration {
+	d := dwellOf(state)
+	span := d.max - d.min
+	v := d.min + time.Duration(s.rngChurn.Int64N(int64(span)+1))
+	return time.Duration(float64(v) * s.churn.scale)
+}
+
+// startOpLocked starts one seeded-random lifecycle operation in a random
+// region, steering each region's live size towards the initial size.
+func (s *Server) startOpLocked(now time.Time) {
+	r := s.rngChurn
+	region := s.fleet.order[r.IntN(len(s.fleet.order))]
+	var live int
+	var stable []*instance
+	for _, in := range s.fleet.regions[region] {
+		if in.state != StateShutdown && in.state != StateTerminating {
+			live++
+		}
+		if len(in.plan) == 0 {
+			switch in.state {
+			case StateRunning, StateStopped, StateLaunchFailed:
+				stable = append(stable, in)
+			}
+		}
+	}
+	pCreate := 0.2
+	switch {
+	case live < s.churn.target:
+		pCreate = 0.45
+	case live > s.churn.target:
+		pCreate = 0.05
+	}
+	if len(stable) == 0 || r.Float64() < pCreate {
+		if live <= s.churn.target || len(stable) == 0 && live == 0 {
+			s.opCreateLocked(region, now)
+		}
+		return
+	}
+	in := stable[r.IntN(len(stable))]
+	x := r.Float64()
+	switch in.state {
+	case StateRunning:
+		switch {
+		case x < 0.3:
+			s.opLocked(in, now, "StopInstances", StateStopping, StateStopped)
+		case x < 0.7:
+			s.opLocked(in, now, "RebootInstances", StateRebooting, StateRunning)
+		default:
+			s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
+		}
+	case StateStopped:
+		if x < 0.8 {
+			s.opLocked(in, now, "StartInstances", StateStarting, StateRunning)
+		} else {
+			s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
+		}
+	default: // LAUNCH_FAILED
+		s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
+	}
+}
+
+// opLocked puts in into path[0] now and plans the rest of path, each step
+// after the dwell time of the state before it.
+func (s *Server) opLocked(in *instance, now time.Time, op string, path ...string) {
+	in.latestOp, in.latestOpState, in.latestOpReq = op, "OPERATING", rngUUID(s.rngChurn)
+	s.fleet.setState(in, path[0], now)
+	s.planLocked(in, now, path)
+}
+
+func (s *Server) planLocked(in *instance, now time.Time, path []string) {
+	at := now
+	in.plan = in.plan[:0]
+	for i := 1; i < len(path); i++ {
+		at = at.Add(s.dwellLocked(path[i-1]))
+		in.plan = append(in.plan, step{to: path[i], at: at})
+	}
+	s.fleet.pending[in.id] = in
+}
+
+// opCreateLocked launches a new instance: PENDING, then RUNNING, or
+// LAUNCH_FAILED about 5% of the time.
+func (s *Server) opCreateLocked(region string, now time.Time) {
+	in := s.genInstanceLocked(region, s.newIDLocked(), StatePending, now)
+	in.latestOp, in.latestOpState, in.latestOpReq = "RunInstances", "OPERATING", rngUUID(s.rngChurn)
+	s.fleet.add(in, now)
+	final := StateRunning
+	if s.rngChurn.IntN(100) < 5 {
+		final = StateLaunchFailed
+	}
+	s.planLocked(in, now, []string{StatePending, final})
+}

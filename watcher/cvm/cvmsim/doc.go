@@ -1,0 +1,38 @@
+// Package cvmsim is a fake Tencent Cloud CVM API (API 3.0, service "cvm",
+// version 2017-03-12) that the official Go SDK cannot tell from the real one.
+//
+// It is shaped like net/http/httptest: NewServer listens on loopback, Endpoint
+// is what goes into the SDK's HttpProfile.Endpoint (with Scheme "HTTP"), and
+// Close stops everything. It serves DescribeInstancesStatus and
+// DescribeInstances over POST (JSON body) and GET (indexed query arrays),
+// verifies TC3-HMAC-SHA256 signatures, enforces a per-(action, SecretId) token
+// bucket, pages like the real API (newest instance first, so a creation during
+// a scan shifts later offsets), and answers every request with HTTP 200 and a
+// {"Response":{...,"RequestId":"<uuid>"}} envelope.
+//
+// Beside the API it keeps ground truth: every state change of the simulated
+// fleet, whether made by a test (SetState, Create, Release), by the churn
+// engine (Options.Churn) or by a fault that really changes the fleet
+// (FaultShiftInsert, FaultShiftRelease), is recorded in History. Faults
+// (AddFault) make the API misbehave in the ways a poller must survive.
+//
+// An unsigned admin API under /_sim/ exposes the same controls over HTTP for
+// `cvmwatch sim`; see Server.Handler. The server listens on loopback by
+// default; do not expose the admin API to a network.
+//
+// # Order of checks for an API request
+//
+//  1. method GET or POST, else UnsupportedProtocol; body at most 10 MiB, else
+//     RequestSizeLimitExceeded;
+//  2. X-TC-Action, X-TC-Version and X-TC-Timestamp present, else
+//     MissingParameter; X-TC-Timestamp an integer, else InvalidParameter;
+//  3. the TC3-HMAC-SHA256 signature (AuthFailure.*), see auth.go;
+//  4. the action (InvalidAction) and version (NoSuchVersion);
+//  5. the region: missing is MissingParameter; a region the server does not
+//     serve is UnsupportedRegion unless it is a real Tencent region name, which
+//     answers as an account with no instances there;
+//  6. error faults (FaultError);
+//  7. the quota (RequestLimitExceeded) and the configured latency;
+//  8. the remaining faults and the action's own parameters (Content-Type,
+//     JSON, UnknownParameter, InvalidParameter, InvalidParameterValue...).
+package cvmsim

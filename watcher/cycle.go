@@ -1,0 +1,106 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// cycle is one scan of a target: scan, diff, look up disappearance
+// candidates, commit snapshot changes and events in one store transaction,
+// then wake the relay. The in-memory snapshot advances only once the commit
+// is durable. A cancelled context abandons the cycle before the commit.
+func (w *Watcher) cycle(ctx context.Context, t *target) (Commit, error) {
+	if t.snap == nil {
+		snap, err := LoadSnapshot(func(fn func(Record) error) (ScanMeta, error) {
+			return w.cfg.Store.Load(ctx, t.Target, fn)
+		})
+		if err != nil {
+			return Commit{}, fmt.Errorf("load snapshot of %s: %w", t.Target, err)
+		}
+		t.snap = snap
+		t.log.Info("snapshot loaded", "records", snap.Len(), "baselined", snap.Meta().Baselined)
+	}
+
+	scan, scanErr := t.source.Scan(ctx)
+	if ctx.Err() != nil {
+		return Commit{}, ctx.Err()
+	}
+	if scanErr != nil {
+		level := t.log.Warn
+		if errors.Is(scanErr, ErrAuth) {
+			level = t.log.Error // not retried until the next cycle
+		}
+		level("scan incomplete", "err", scanErr, "observed", len(scan.Observations))
+	}
+	if len(scan.Observations) == 0 && len(scan.Unreadable) == 0 && !scan.Complete {
+		return Commit{}, scanErr // nothing learned; nothing to commit
+	}
+	scan.Target = t.Target
+
+	d := Diff(t.snap, scan, w.cfg.Policy)
+	var lr LookupResult
+	lookupStart := w.cfg.Now()
+	if cands := d.Candidates(); len(cands) > 0 {
+		var err error
+		lr, err = t.source.Lookup(ctx, cands)
+		if err != nil {
+			t.log.Warn("lookup of disappearance candidates incomplete", "candidates", len(cands), "err", err)
+		}
+		if ctx.Err() != nil {
+			return Commit{}, ctx.Err()
+		}
+	}
+	lookupDone := w.cfg.Now()
+	if d.Mass() {
+		t.log.Error("mass disappearance held back: most of the target is missing from a complete listing; "+
+			"no instance is declared gone until it persists",
+			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
+	}
+	c := d.Resolve(lr, lookupStart, lookupDone)
+
+	if _, _, err := w.cfg.Store.Commit(ctx, t.Target, c); err != nil {
+		return Commit{}, fmt.Errorf("commit %s: %w", t.Target, err)
+	}
+	t.snap.Apply(c, scan)
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+	if len(c.Events) > 0 || !scan.Complete {
+		t.log.Info("scan committed", "complete", scan.Complete, "events", len(c.Events),
+			"instances", len(scan.Observations), "duration", scan.Stats.Duration.Round(time.Millisecond))
+	} else {
+		t.log.Debug("scan committed", "complete", true, "instances", len(scan.Observations),
+			"duration", scan.Stats.Duration.Round(time.Millisecond))
+	}
+	w.publishSummary(ctx, t, scan, c, d.Held())
+	return c, scanErr
+}
+
+// publishSummary sends the heartbeat in the background, one at a time per
+// target, so a slow or absent broker never delays scanning.
+func (w *Watcher) publishSummary(ctx context.Context, t *target, scan Scan, c Commit, held int) {
+	if !t.summaryBusy.TryLock() {
+		return
+	}
+	byState := t.snap.CountByState()
+	n := 0
+	for _, v := range byState {
+		n += v
+	}
+	s := ScanSummary{
+		Target: t.Target, Started: scan.Stats.Started, Duration: scan.Stats.Duration,
+		Complete: scan.Complete, Instances: n, ByState: byState, Events: len(c.Events),
+		HeldDisappearances: held, Stats: scan.Stats,
+	}
+	go func() {
+		defer t.summaryBusy.Unlock()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.cfg.Publisher.PublishScan(ctx, s); err != nil {
+			t.log.Debug("scan summary not published", "err", err)
+		}
+	}()
+}

@@ -1,0 +1,84 @@
+package watcher
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// relayLoop publishes the target's outbox in commit order until ctx is done.
+// An entry leaves the outbox only once it and every entry before it are
+// acknowledged. While the broker is down it retries with capped, jittered
+// backoff; scanning is not affected and the outbox grows. When scanning has
+// stopped (scanCtx done) it returns as soon as the outbox is empty.
+func (w *Watcher) relayLoop(ctx, scanCtx context.Context, t *target) {
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := w.RelayOnce(ctx, t.Target)
+		switch {
+		case err != nil:
+			failures++
+			if ctx.Err() == nil {
+				t.log.Warn("relay: publish failed, will retry", "published", n, "attempt", failures, "err", err)
+			}
+			if !sleepCtx(ctx, w.relayBackoff(failures)) {
+				return
+			}
+		case n > 0:
+			failures = 0 // more may be waiting: go again at once
+		default:
+			failures = 0
+			if scanCtx.Err() != nil {
+				return // drained after shutdown
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-scanCtx.Done():
+			case <-t.wake:
+			case <-time.After(w.cfg.Interval):
+			}
+		}
+	}
+}
+
+// RelayOnce publishes up to RelayWindow entries from the head of a target's
+// outbox and deletes the acknowledged prefix. It returns how many entries
+// were published and acknowledged.
+func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (int, error) {
+	entries, err := w.cfg.Store.Outbox(ctx, tg, 0, w.cfg.RelayWindow)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	events := make([]Event, len(entries))
+	for i, e := range entries {
+		events[i] = e.Event
+	}
+	acked, pubErr := w.cfg.Publisher.Publish(ctx, events)
+	if acked > 0 {
+		if err := w.cfg.Store.Acknowledge(ctx, tg, entries[acked-1].Seq); err != nil {
+			return 0, err
+		}
+	}
+	return acked, pubErr
+}
+
+func (w *Watcher) relayBackoff(failures int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < failures && d < w.cfg.RelayMaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.RelayMaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,170 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultInterval      = 30 * time.Second
+	DefaultRelayWindow   = 1000
+	DefaultShutdownDrain = 5 * time.Second
+)
+
+// Config wires a Watcher. Store and Publisher are required.
+type Config struct {
+	Store     Store
+	Publisher Publisher
+	Policy    Policy
+	// Interval is the time between the starts of two scans of a target.
+	Interval time.Duration
+	// RelayWindow is the most events handed to Publisher.Publish at once.
+	RelayWindow int
+	// RelayMaxBackoff caps the wait between failed relay attempts.
+	RelayMaxBackoff time.Duration
+	// ShutdownDrain bounds how long Run keeps relaying after ctx is done.
+	ShutdownDrain time.Duration
+	Logger        *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// TargetSource pairs a target with the source that lists it.
+type TargetSource struct {
+	Target Target
+	Source Source
+}
+
+// Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
+// relay that publishes the target's outbox in order. Targets are independent:
+// one target's errors never stall another.
+type Watcher struct {
+	cfg     Config
+	log     *slog.Logger
+	targets []*target
+}
+
+// target is the per-target state; the loop goroutine owns snap.
+type target struct {
+	Target
+	source Source
+	snap   *Snapshot
+	log    *slog.Logger
+	// wake nudges the relay after a commit (capacity 1: one pending nudge is
+	// enough).
+	wake chan struct{}
+	// scanSummary guards one heartbeat publish in flight.
+	summaryBusy sync.Mutex
+}
+
+// New returns a Watcher for targets. Two targets must not be equal.
+func New(cfg Config, targets []TargetSource) (*Watcher, error) {
+	if cfg.Store == nil || cfg.Publisher == nil {
+		return nil, errors.New("watcher: Store and Publisher are required")
+	}
+	if cfg.Policy == (Policy{}) {
+		cfg.Policy = DefaultPolicy()
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.RelayWindow <= 0 {
+		cfg.RelayWindow = DefaultRelayWindow
+	}
+	if cfg.RelayMaxBackoff <= 0 {
+		cfg.RelayMaxBackoff = 30 * time.Second
+	}
+	if cfg.ShutdownDrain <= 0 {
+		cfg.ShutdownDrain = DefaultShutdownDrain
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	w := &Watcher{cfg: cfg, log: cfg.Logger}
+	seen := map[Target]bool{}
+	for _, ts := range targets {
+		if seen[ts.Target] {
+			return nil, fmt.Errorf("watcher: target %s configured twice", ts.Target)
+		}
+		seen[ts.Target] = true
+		if err := ValidateToken(ts.Target.Account); err != nil {
+			return nil, fmt.Errorf("watcher: account %s: %w", Quote(ts.Target.Account), err)
+		}
+		if err := ValidateToken(ts.Target.Region); err != nil {
+			return nil, fmt.Errorf("watcher: region %s: %w", Quote(ts.Target.Region), err)
+		}
+		w.targets = append(w.targets, &target{
+			Target: ts.Target,
+			source: ts.Source,
+			log:    cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
+			wake:   make(chan struct{}, 1),
+		})
+	}
+	return w, nil
+}
+
+// Run scans every target each Interval and relays its outbox until ctx is
+// done; then it stops scanning (an in-flight scan is abandoned, never half
+// committed), relays for at most ShutdownDrain, and returns. It returns nil
+// on a clean stop.
+func (w *Watcher) Run(ctx context.Context) error {
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	var loops, relays sync.WaitGroup
+	for _, t := range w.targets {
+		loops.Go(func() { w.scanLoop(ctx, t) })
+		relays.Go(func() { w.relayLoop(relayCtx, ctx, t) })
+	}
+	loops.Wait()
+	// Scanning has stopped: give the relays a bounded time to drain.
+	timer := time.AfterFunc(w.cfg.ShutdownDrain, stopRelay)
+	defer timer.Stop()
+	relays.Wait()
+	return nil
+}
+
+func (w *Watcher) scanLoop(ctx context.Context, t *target) {
+	tick := time.NewTicker(w.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if _, err := w.cycle(ctx, t); err != nil && ctx.Err() == nil {
+			t.log.Error("scan cycle", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// ScanOnce runs one cycle for target synchronously and returns the commit
+// it made. It must not run concurrently with Run or another ScanOnce of the
+// same target. Tests and one-shot tools use it.
+func (w *Watcher) ScanOnce(ctx context.Context, tg Target) (Commit, error) {
+	for _, t := range w.targets {
+		if t.Target == tg {
+			return w.cycle(ctx, t)
+		}
+	}
+	return Commit{}, fmt.Errorf("watcher: unknown target %s", tg)
+}
+
+// Snapshot returns the in-memory snapshot of a target, nil before its first
+// cycle. Callers must not use it while the target's loop runs.
+func (w *Watcher) Snapshot(tg Target) *Snapshot {
+	for _, t := range w.targets {
+		if t.Target == tg {
+			return t.snap
+		}
+	}
+	return nil
+}
