@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the daemon's configuration: one YAML file, strictly decoded.
+// Every key is documented in configs/cvmwatch.example.yaml.
+type Config struct {
+	DataDir  string          `yaml:"data_dir"`
+	Accounts []AccountConfig `yaml:"accounts"`
+	Poll     PollConfig      `yaml:"poll"`
+	Events   EventsConfig    `yaml:"events"`
+	NATS     NATSConfig      `yaml:"nats"`
+	HTTP     HTTPConfig      `yaml:"http"`
+	Log      LogConfig       `yaml:"log"`
+}
+
+// AccountConfig is one Tencent Cloud account (or sub-account) and the
+// regions to watch in it.
+type AccountConfig struct {
+	// Name is the account's token in subjects and events.
+	Name    string   `yaml:"name"`
+	Regions []string `yaml:"regions"`
+	// Endpoint overrides the API host, e.g. http://127.0.0.1:9000 for the
+	// simulator.
+	Endpoint string `yaml:"endpoint"`
+	// Credentials are explicit keys; absent means the SDK's default chain
+	// (environment, profile file, CVM role).
+	Credentials *CredentialsConfig `yaml:"credentials"`
+}
+
+// CredentialsConfig holds an explicit key pair.
+type CredentialsConfig struct {
+	SecretID  string `yaml:"secret_id"`
+	SecretKey Secret `yaml:"secret_key"`
+}
+
+// PollConfig says how often and how fast to call the API.
+type PollConfig struct {
+	Interval Duration `yaml:"interval"`
+	// RateLimit is requests per second per (account, API).
+	RateLimit float64 `yaml:"rate_limit"`
+	// PageConcurrency bounds the pages of one scan in flight.
+	PageConcurrency int `yaml:"page_concurrency"`
+}
+
+// EventsConfig tunes how observations become events.
+type EventsConfig struct {
+	AnnounceBaseline   bool     `yaml:"announce_baseline"`
+	ConfirmScans       int      `yaml:"confirm_scans"`
+	MassFraction       float64  `yaml:"mass_fraction"`
+	MassMinInstances   int      `yaml:"mass_min_instances"`
+	MassConfirmScans   int      `yaml:"mass_confirm_scans"`
+	TombstoneRetention Duration `yaml:"tombstone_retention"`
+}
+
+// NATSConfig says where events go. An empty URL starts an embedded server.
+type NATSConfig struct {
+	URL           string `yaml:"url"`
+	SubjectPrefix string `yaml:"subject_prefix"`
+	Stream        string `yaml:"stream"`
+	// Mode is "jetstream" (default: durable, deduplicated) or "core" (for
+	// servers without JetStream: no persistence, no dedup).
+	Mode       string   `yaml:"mode"`
+	MaxAge     Duration `yaml:"max_age"`
+	Duplicates Duration `yaml:"duplicates"`
+	// Listen is the embedded server's address (used when URL is empty).
+	Listen string `yaml:"listen"`
+
+	Token        Secret    `yaml:"token"`
+	User         string    `yaml:"user"`
+	Password     Secret    `yaml:"password"`
+	CredsFile    string    `yaml:"creds_file"`
+	NKeySeedFile string    `yaml:"nkey_seed_file"`
+	TLS          TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig is the client side of TLS to NATS.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// HTTPConfig is where metrics and health endpoints are served.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig shapes the logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Secret is a configuration value that is never printed: fmt, slog and YAML
+// output all show it redacted. Reveal returns the value.
+type Secret string
+
+const redacted = "<redacted>"
+
+func (s Secret) String() string   { return mask(s) }
+func (s Secret) GoString() string { return mask(s) }
+
+// MarshalYAML keeps secrets out of check-config output.
+func (s Secret) MarshalYAML() (any, error) { return mask(s), nil }
+
+// Reveal returns the secret itself, for the one place that uses it.
+func (s Secret) Reveal() string { return string(s) }
+
+func mask(s Secret) string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// Duration is a time.Duration written as "30s", "5m", "168h".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 30s")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s, got %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// LoadConfig reads, expands, decodes, defaults and validates the file at
+// path. Every problem found is reported, each naming its key.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := ParseConfig(raw, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig is LoadConfig on bytes, with lookup for ${VAR} expansion.
+func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, errEOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	var problems configErrors
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	w := &walker{lookup: lookup, lines: map[int]string{}}
+	w.walk(root, typeOfConfig, "", &problems)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	var cfg Config
+	if err := root.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, msg := range te.Errors {
+				problems = append(problems, w.locate(msg))
+			}
+			return nil, problems
+		}
+		return nil, err
+	}
+	cfg.applyDefaults()
+	if problems = cfg.validate(); len(problems) > 0 {
+		return nil, problems
+	}
+	return &cfg, nil
+}
+
+// configErrors lists every problem of a config, one per line.
+type configErrors []error
+
+func (e configErrors) Error() string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d problem(s):", len(e))
+	for _, err := range e {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}

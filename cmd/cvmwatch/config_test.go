@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "cvmwatch.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(raw, env(map[string]string{"PROD_SECRET_ID": "AKIDexample", "PROD_SECRET_KEY": "s3cr3t-example"}))
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if got, want := len(cfg.Accounts), 2; got != want {
+		t.Fatalf("accounts = %d, want %d", got, want)
+	}
+	if got, want := cfg.Accounts[0].Credentials.SecretKey.Reveal(), "s3cr3t-example"; got != want {
+		t.Errorf("expanded secret = %q, want %q", got, want)
+	}
+	if got, want := cfg.Poll.Interval.D(), 30*time.Second; got != want {
+		t.Errorf("poll.interval = %v, want %v", got, want)
+	}
+}
+
+func TestMinimalConfigGetsDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte("accounts:\n  - name: prod\n    regions: [ap-guangzhou]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != defaultDataDir || cfg.Poll.RateLimit != defaultRateLimit || cfg.NATS.SubjectPrefix != "cvm" ||
+		cfg.NATS.Listen != "127.0.0.1:4222" || cfg.HTTP.Listen != "127.0.0.1:9090" || cfg.NATS.Mode != "jetstream" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if cfg.Accounts[0].Credentials != nil {
+		t.Error("absent credentials must stay absent (SDK default chain)")
+	}
+}
+
+func TestEnvExpansionCannotInjectStructure(t *testing.T) {
+	raw := "accounts:\n  - name: ${NAME}\n    regions: [ap-guangzhou]\npoll:\n  rate_limit: ${RATE}\n"
+	cfg, err := ParseConfig([]byte(raw), env(map[string]string{"NAME": "prod", "RATE": "12.5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Accounts[0].Name != "prod" || cfg.Poll.RateLimit != 12.5 {
+		t.Errorf("expansion wrong: %+v", cfg)
+	}
+	_, err = ParseConfig([]byte(raw), env(map[string]string{"NAME": "prod\n  evil: 1", "RATE": "1"}))
+	if err == nil || !strings.Contains(err.Error(), "accounts[0].name") {
+		t.Errorf("a multi-line value did not stay one (invalid) name: %v", err)
+	}
+}
+
+func TestSecretNeverPrinted(t *testing.T) {
+	s := Secret("hunter2-distinctive")
+	for _, out := range []string{s.String(), s.GoString(), fmtAll(s), fmtAll(CredentialsConfig{SecretID: "id", SecretKey: s})} {
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("secret printed: %s", out)
+		}
+	}
+}
+
+// TestBadConfigs runs every file in testdata/badconfigs: each holds a
+// config and, in its leading comment lines, the exact error lines expected.
+func TestBadConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "badconfigs", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, line := range strings.Split(string(raw), "\n") {
+				if msg, ok := strings.CutPrefix(line, "# want: "); ok {
+					want = append(want, msg)
+				}
+			}
+			if len(want) == 0 {
+				t.Fatal("no '# want:' lines")
+			}
+			_, err = ParseConfig(raw, env(map[string]string{"SET": "x"}))
+			if err == nil {
+				t.Fatal("bad config accepted")
+			}
+			got := err.Error()
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("error lacks %q; got:\n%s", w, got)
+				}
+			}
+			if strings.Contains(got, "TOPSECRET") {
+				t.Errorf("error echoes a secret:\n%s", got)
+			}
+		})
+	}
+}
+
+func fmtAll(v any) string {
+	return strings.Join([]string{sprintf("%v", v), sprintf("%+v", v), sprintf("%#v", v), sprintf("%s", v)}, " ")
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
+)
+
+// Defaults the README documents.
+const (
+	defaultDataDir       = "/var/lib/cvmwatch"
+	defaultInterval      = 30 * time.Second
+	defaultRateLimit     = 35.0
+	defaultSubjectPrefix = "cvm"
+	defaultStream        = "CVMWATCH"
+	defaultNATSListen    = "127.0.0.1:4222"
+	defaultHTTPListen    = "127.0.0.1:9090"
+	defaultDuplicates    = 10 * time.Minute
+)
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	if c.Poll.Interval == 0 {
+		c.Poll.Interval = Duration(defaultInterval)
+	}
+	if c.Poll.RateLimit == 0 {
+		c.Poll.RateLimit = defaultRateLimit
+	}
+	if c.Poll.PageConcurrency == 0 {
+		c.Poll.PageConcurrency = cvm.DefaultPageConcurrency
+	}
+	p := watcher.DefaultPolicy()
+	e := &c.Events
+	if e.ConfirmScans == 0 {
+		e.ConfirmScans = p.ConfirmScans
+	}
+	if e.MassFraction == 0 {
+		e.MassFraction = p.MassFraction
+	}
+	if e.MassMinInstances == 0 {
+		e.MassMinInstances = p.MassMinInstances
+	}
+	if e.MassConfirmScans == 0 {
+		e.MassConfirmScans = p.MassConfirmScans
+	}
+	if e.TombstoneRetention == 0 {
+		e.TombstoneRetention = Duration(p.TombstoneRetention)
+	}
+	n := &c.NATS
+	if n.SubjectPrefix == "" {
+		n.SubjectPrefix = defaultSubjectPrefix
+	}
+	if n.Stream == "" {
+		n.Stream = defaultStream
+	}
+	if n.Mode == "" {
+		n.Mode = "jetstream"
+	}
+	if n.Listen == "" {
+		n.Listen = defaultNATSListen
+	}
+	if n.Duplicates == 0 {
+		n.Duplicates = Duration(defaultDuplicates)
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = defaultHTTPListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// validate reports every problem, each naming its key.
+func (c *Config) validate() configErrors {
+	var errs configErrors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if len(c.Accounts) == 0 {
+		bad("accounts", "at least one account is required")
+	}
+	names := map[string]int{}
+	for i, a := range c.Accounts {
+		key := fmt.Sprintf("accounts[%d]", i)
+		if err := watcher.ValidateToken(a.Name); err != nil {
+			bad(key+".name", "%s is not usable in a subject: %v", watcher.Quote(a.Name), err)
+		} else if j, dup := names[a.Name]; dup {
+			bad(key+".name", "%q is also the name of accounts[%d]", a.Name, j)
+		}
+		names[a.Name] = i
+		if len(a.Regions) == 0 {
+			bad(key+".regions", "at least one region is required")
+		}
+		regions := map[string]bool{}
+		for j, r := range a.Regions {
+			rk := fmt.Sprintf("%s.regions[%d]", key, j)
+			if err := watcher.ValidateToken(r); err != nil {
+				bad(rk, "%s is not a region name: %v", watcher.Quote(r), err)
+			} else if regions[r] {
+				bad(rk, "%q is listed twice", r)
+			}
+			regions[r] = true
+		}
+		if a.Endpoint != "" {
+			if _, _, err := cvm.ParseEndpoint(a.Endpoint); err != nil {
+				bad(key+".endpoint", "%v", err)
+			}
+		}
+		if cr := a.Credentials; cr != nil {
+			if cr.SecretID == "" {
+				bad(key+".credentials.secret_id", "is empty")
+			}
+			if cr.SecretKey == "" {
+				bad(key+".credentials.secret_key", "is empty")
+			}
+		}
+	}
+	if d := c.Poll.Interval.D(); d < time.Second {
+		bad("poll.interval", "%v is shorter than 1s", d)
+	}
+	if r := c.Poll.RateLimit; r <= 0 || r > 1000 {
+		bad("poll.rate_limit", "%v must be in (0, 1000] requests per second (the documented quota is 40)", r)
+	}
+	if n := c.Poll.PageConcurrency; n < 1 || n > 64 {
+		bad("poll.page_concurrency", "%d must be in [1, 64]", n)
+	}
+	e := c.Events
+	if e.ConfirmScans < 1 {
+		bad("events.confirm_scans", "%d must be at least 1", e.ConfirmScans)
+	}
+	if e.MassFraction <= 0 || e.MassFraction > 1 {
+		bad("events.mass_fraction", "%v must be in (0, 1]", e.MassFraction)
+	}
+	if e.MassMinInstances < 1 {
+		bad("events.mass_min_instances", "%d must be at least 1", e.MassMinInstances)
+	}
+	if e.MassConfirmScans < e.ConfirmScans {
+		bad("events.mass_confirm_scans", "%d must be at least events.confirm_scans (%d)", e.MassConfirmScans, e.ConfirmScans)
+	}
+	if e.TombstoneRetention.D() < 0 {
+		bad("events.tombstone_retention", "must not be negative")
+	}
+	n := c.NATS
+	if err := watcher.ValidatePrefix(n.SubjectPrefix); err != nil {
+		bad("nats.subject_prefix", "%v", err)
+	}
+	if err := watcher.ValidateToken(n.Stream); err != nil {
+		bad("nats.stream", "%s is not a stream name: %v", watcher.Quote(n.Stream), err)
+	}
+	switch n.Mode {
+	case "jetstream", "core":
+	default:
+		bad("nats.mode", "%q must be jetstream or core", n.Mode)
+	}
+	if n.URL == "" && n.Mode == "core" {
+		bad("nats.mode", "core needs nats.url: the embedded server always has JetStream")
+	}
+	if n.MaxAge.D() < 0 {
+		bad("nats.max_age", "must not be negative")
+	}
+	if n.Duplicates.D() <= 0 {
+		bad("nats.duplicates", "must be positive")
+	} else if n.MaxAge.D() > 0 && n.Duplicates.D() > n.MaxAge.D() {
+		bad("nats.duplicates", "%v must not exceed nats.max_age (%v)", n.Duplicates.D(), n.MaxAge.D())
+	}
+	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
+		bad("nats.listen", "%v", err)
+	}
+	for i, u := range splitURLs(n.URL) {
+		if !strings.Contains(u, "://") && !strings.Contains(u, ":") {
+			bad("nats.url", "server %d (%s) needs a port or a scheme", i+1, redactURL(u))
+		}
+	}
+	if (n.User == "") != (n.Password == "") {
+		bad("nats.user", "user and password go together")
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		bad("nats.tls.cert_file", "cert_file and key_file go together")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%v", err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	return errs
+}
+
+// splitURLs splits the comma-separated nats.url.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// redactURL hides a password in a URL's user info.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = redacted + "@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}

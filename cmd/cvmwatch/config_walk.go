@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var (
+	errEOF       = io.EOF
+	typeOfConfig = reflect.TypeFor[Config]()
+	envRef       = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	lineRef      = regexp.MustCompile(`^line (\d+): `)
+)
+
+// walker checks a YAML tree against the Config type before decoding: every
+// mapping key must be a known field (so a typo is an error naming its path),
+// and ${VAR} in scalar values is expanded from the environment. Expanding
+// parsed scalars, never the raw text, means a variable's value cannot change
+// the file's structure.
+type walker struct {
+	lookup func(string) (string, bool)
+	lines  map[int]string // line -> key path, to place decoder errors
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *configErrors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		*problems = append(*problems, fmt.Errorf("%s: YAML aliases are not supported", orRoot(path)))
+		return
+	}
+	if _, ok := w.lines[n.Line]; !ok {
+		w.lines[n.Line] = path
+	}
+	switch {
+	case isCustomScalar(t):
+		if n.Kind != yaml.ScalarNode {
+			*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
+			return
+		}
+		w.expand(n, path, problems)
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			*problems = append(*problems, fmt.Errorf("%s: %v", orRoot(path), err))
+		}
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			*problems = append(*problems, fmt.Errorf("%s: want a mapping of keys", orRoot(path)))
+			return
+		}
+		fields := yamlFields(t)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			p := join(path, key.Value)
+			w.lines[key.Line] = p
+			if seen[key.Value] {
+				*problems = append(*problems, fmt.Errorf("%s: key given twice", p))
+				continue
+			}
+			seen[key.Value] = true
+			ft, ok := fields[key.Value]
+			if !ok {
+				*problems = append(*problems, fmt.Errorf("%s: unknown key%s", p, suggest(key.Value, fields)))
+				continue
+			}
+			w.walk(val, ft, p, problems)
+		}
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			*problems = append(*problems, fmt.Errorf("%s: want a list", orRoot(path)))
+			return
+		}
+		for i, item := range n.Content {
+			w.walk(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", problems)
+		}
+	case n.Kind == yaml.ScalarNode:
+		w.expand(n, path, problems)
+	default:
+		*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
+	}
+}
+
+// expand replaces ${VAR} in a scalar. An unset variable is an error: a
+// silently empty secret or region is worse than a refusal.
+func (w *walker) expand(n *yaml.Node, path string, problems *configErrors) {
+	if !strings.Contains(n.Value, "${") {
+		return
+	}
+	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		v, ok := w.lookup(name)
+		if !ok {
+			*problems = append(*problems, fmt.Errorf("%s: environment variable %s is not set", orRoot(path), name))
+		}
+		return v
+	})
+	// Let a plain scalar be typed by its expanded value ("${RATE}" -> 35),
+	// as if it had been written there; a string field still gets the text.
+	if n.Style == 0 {
+		n.Tag = ""
+	}
+}
+
+// locate rewrites a decoder message "line N: ..." to name the key at fault.
+func (w *walker) locate(msg string) error {
+	m := lineRef.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("%s", msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	rest := strings.TrimPrefix(msg, m[0])
+	if p, ok := w.lines[line]; ok && p != "" {
+		return fmt.Errorf("%s: %s (line %d)", p, rest, line)
+	}
+	return fmt.Errorf("line %d: %s", line, rest)
+}
+
+func isCustomScalar(t reflect.Type) bool {
+	_, ok := reflect.PointerTo(t).MethodByName("UnmarshalYAML")
+	return ok
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			out[name] = f.Type
+		}
+	}
+	return out
+}
+
+// suggest names the known key closest to an unknown one.
+func suggest(key string, fields map[string]reflect.Type) string {
+	var names []string
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return " (known keys: " + strings.Join(names, ", ") + ")"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "(top level)"
+	}
+	return path
+}
