@@ -2,39 +2,48 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
-	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 )
 
 type demoFlags struct {
-	sim      simFlags
-	interval time.Duration
-	duration time.Duration
+	sim        simFlags
+	interval   time.Duration
+	duration   time.Duration
+	dataDir    string
+	natsListen string
+	verbose    bool
 }
 
 func newDemoCommand() *cobra.Command {
 	var f demoFlags
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Watch a simulated fleet change state, with no cloud account",
-		Long: `Start the CVM simulator with a churning fleet, scan it through the official
-Tencent SDK at the API quota and print every state change as it is seen.
+		Short: "Watch a simulated fleet change state: simulator + embedded NATS + watcher",
+		Long: `Run the whole product with no cloud account: the CVM simulator with a churning
+fleet, an embedded NATS server with JetStream, and the watcher, which scans the
+fleet through the official Tencent SDK and publishes every transition. The
+events are printed as a subscriber receives them from NATS.
 Stops on Ctrl-C or after --duration.`,
 		Example: `  cvmwatch demo
-  cvmwatch demo --instances 2000 --churn 5 --duration 1m`,
+  cvmwatch demo --instances 2000 --churn 5 --duration 1m
+  cvmwatch demo --nats-listen 127.0.0.1:4222   # then: nats sub 'cvm.state.>'`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if f.interval <= 0 {
-				return usageError{fmt.Errorf("--interval: %v must be positive", f.interval)}
+			if f.interval < time.Second/10 {
+				return usageError{fmt.Errorf("--interval: %v is shorter than 100ms", f.interval)}
 			}
 			ctx := c.Context()
 			if f.duration > 0 {
@@ -49,6 +58,9 @@ Stops on Ctrl-C or after --duration.`,
 	f.sim.addFleetFlags(c, 50, 1, 0.2)
 	c.Flags().DurationVar(&f.interval, "interval", 2*time.Second, "time between scans")
 	c.Flags().DurationVar(&f.duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
+	c.Flags().StringVar(&f.dataDir, "data-dir", "", "keep the snapshot and the stream here (default: a temporary directory, removed at the end)")
+	c.Flags().StringVar(&f.natsListen, "nats-listen", "127.0.0.1:0", "address of the embedded NATS server (port 0: any free port)")
+	c.Flags().BoolVar(&f.verbose, "verbose", false, "show the watcher's logs")
 	return c
 }
 
@@ -57,94 +69,89 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkLoopback(f.natsListen, false); err != nil {
+		return usageError{fmt.Errorf("--nats-listen: %w", err)}
+	}
 	srv, err := cvmsim.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("demo: simulator: %w", err)
 	}
 	defer srv.Close()
-	fmt.Fprintf(out, "simulated CVM API at %s: %d instances per region, %.1f lifecycle operations/s\n",
+
+	dir := f.dataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "cvmwatch-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	cfg := &Config{
+		DataDir: dir,
+		Accounts: []AccountConfig{{
+			Name: "demo", Regions: f.sim.regions, Endpoint: srv.URL(),
+			Credentials: &CredentialsConfig{SecretID: cvmsim.DefaultSecretID, SecretKey: cvmsim.DefaultSecretKey},
+		}},
+		Poll: PollConfig{Interval: Duration(f.interval)},
+		NATS: NATSConfig{Listen: f.natsListen},
+	}
+	cfg.applyDefaults()
+	if problems := cfg.validate(); len(problems) > 0 {
+		return problems
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Fprintf(out, "simulated CVM API: %s (%d instances per region, %.1f lifecycle operations/s)\n",
 		srv.URL(), f.sim.instances, f.sim.churn)
+	fmt.Fprintf(out, "NATS with JetStream: %s  (try: nats --server %s sub 'cvm.>')\n", d.nc.ConnectedUrlRedacted(), d.nc.ConnectedUrlRedacted())
+	fmt.Fprintf(out, "scanning every %v; the first scan is a silent baseline, then every change is an event:\n\n", f.interval)
 
-	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	limiters := cvm.NewLimiters(f.sim.rateLimit, 1)
-	var scanners []*cvm.Scanner
-	for _, region := range f.sim.regions {
-		client, err := cvm.NewClient(cvm.ClientConfig{
-			Region:     region,
-			Endpoint:   srv.URL(),
-			Credential: common.NewCredential(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey),
-		})
-		if err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		s, err := cvm.NewScanner(cvm.ScannerConfig{
-			Target:  watcher.Target{Account: "demo", Region: region},
-			Client:  client,
-			Limiter: limiters.Get("demo/" + cvm.ActionDescribeInstancesStatus),
-			Logger:  logger,
-		})
-		if err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		scanners = append(scanners, s)
+	p := &printer{out: out, seen: map[string]bool{}}
+	sub, err := d.nc.Subscribe(cfg.NATS.SubjectPrefix+".>", p.print)
+	if err != nil {
+		return fmt.Errorf("demo: subscribe: %w", err)
 	}
-
-	last := make([]map[string]watcher.State, len(scanners))
-	tick := time.NewTicker(f.interval)
-	defer tick.Stop()
-	for {
-		for i, s := range scanners {
-			scan, err := s.Scan(ctx)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				fmt.Fprintf(out, "%s  scan %s incomplete: %v\n", now(), scan.Target, err)
-			}
-			last[i] = printChanges(out, scan, last[i])
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+	defer sub.Unsubscribe()
+	return d.Run(ctx)
 }
 
-// printChanges prints what changed since the previous scan and returns the
-// new view. The first scan prints a summary only.
-func printChanges(out io.Writer, scan watcher.Scan, prev map[string]watcher.State) map[string]watcher.State {
-	cur := make(map[string]watcher.State, len(scan.Observations))
-	for _, o := range scan.Observations {
-		cur[o.InstanceID] = o.State
-	}
-	if prev == nil {
-		fmt.Fprintf(out, "%s  %s baseline: %d instances (%d requests, %s)\n",
-			now(), scan.Target, len(cur), scan.Stats.Requests, scan.Stats.Duration.Round(time.Millisecond))
-		return cur
-	}
-	for _, o := range scan.Observations {
-		if was, ok := prev[o.InstanceID]; !ok {
-			fmt.Fprintf(out, "%s  %s %s  %s -> %s\n", now(), scan.Target, o.InstanceID, watcher.Absent, o.State)
-		} else if was != o.State {
-			fmt.Fprintf(out, "%s  %s %s  %s -> %s\n", now(), scan.Target, o.InstanceID, was, o.State)
-		}
-	}
-	if !scan.Complete {
-		// Never call an instance gone on the word of an incomplete scan.
-		for id, st := range prev {
-			if _, ok := cur[id]; !ok {
-				cur[id] = st
-			}
-		}
-		return cur
-	}
-	for id, was := range prev {
-		if _, ok := cur[id]; !ok {
-			fmt.Fprintf(out, "%s  %s %s  %s -> %s\n", now(), scan.Target, id, was, watcher.Absent)
-		}
-	}
-	return cur
+// printer prints events and scan summaries as a person reads them. NATS
+// calls it from one goroutine per subscription.
+type printer struct {
+	out  io.Writer
+	seen map[string]bool // targets whose first summary was printed
 }
 
-func now() string { return time.Now().Format("15:04:05") }
+func (p *printer) print(m *nats.Msg) {
+	now := time.Now().Format("15:04:05")
+	if strings.Contains(m.Subject, ".scan.") {
+		var s publisher.ScanMessage
+		if err := json.Unmarshal(m.Data, &s); err != nil {
+			return
+		}
+		target := s.Account + "/" + s.Region
+		switch {
+		case !s.Complete:
+			fmt.Fprintf(p.out, "%s  %-22s scan incomplete (%d of its pages failed): no absence inferred\n", now, target, s.PagesFailed)
+		case !p.seen[target]:
+			p.seen[target] = true
+			fmt.Fprintf(p.out, "%s  %-22s %d instances known, %d requests in %dms\n", now, target, s.Instances, s.Requests, s.DurationMs)
+		}
+		return
+	}
+	e, err := watcher.UnmarshalCloudEvent(m.Data)
+	if err != nil {
+		fmt.Fprintf(p.out, "undecodable event on %s: %v\n", m.Subject, err)
+		return
+	}
+	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%d\n", e.ObservedAt.Local().Format("15:04:05"),
+		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence)
+}

@@ -34,9 +34,11 @@ Start with "cvmwatch demo": a simulated fleet, no cloud account needed.`,
 		return usageError{fmt.Errorf("%s: %w (see %s --help)", c.CommandPath(), err, c.CommandPath())}
 	})
 	root.AddCommand(
-		newVersionCommand(),
-		newSimCommand(),
 		newDemoCommand(),
+		newRunCommand(),
+		newCheckConfigCommand(),
+		newSimCommand(),
+		newVersionCommand(),
 	)
 	return root
 }

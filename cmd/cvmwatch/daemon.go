@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/store"
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
+)
+
+// daemon is the wired product: store, NATS (embedded or remote), publisher,
+// one scanner per target and the watcher. Open wires it, Run runs it, Close
+// releases everything in reverse order.
+type daemon struct {
+	cfg      *Config
+	log      *slog.Logger
+	store    *store.Bolt
+	embedded *publisher.Embedded
+	nc       *nats.Conn
+	watcher  *watcher.Watcher
+	targets  []watcher.Target
+}
+
+// openDaemon wires a daemon from cfg. On error, whatever was opened is
+// closed again.
+func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	d.store, err = store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+
+	urls := splitURLs(cfg.NATS.URL)
+	if len(urls) == 0 {
+		host, port, err := splitListen(cfg.NATS.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.listen: %w", err)
+		}
+		d.embedded, err = publisher.StartEmbedded(publisher.EmbeddedConfig{
+			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), SyncAlways: true, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		urls = []string{d.embedded.ClientURL()}
+		log.Info("embedded NATS server with JetStream started", "url", d.embedded.ClientURL())
+	}
+	d.nc, err = publisher.Connect(publisher.ConnConfig{
+		URLs: urls, Name: "cvmwatch",
+		Token: cfg.NATS.Token.Reveal(), User: cfg.NATS.User, Password: cfg.NATS.Password.Reveal(),
+		CredsFile: cfg.NATS.CredsFile, NKeySeedFile: cfg.NATS.NKeySeedFile,
+		CAFile: cfg.NATS.TLS.CAFile, CertFile: cfg.NATS.TLS.CertFile, KeyFile: cfg.NATS.TLS.KeyFile,
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+
+	pub, err := d.publisher(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	limiters := cvm.NewLimiters(cfg.Poll.RateLimit, 1)
+	var sources []watcher.TargetSource
+	for i, a := range cfg.Accounts {
+		cred, err := accountCredential(i, a)
+		if err != nil {
+			return nil, err
+		}
+		for _, region := range a.Regions {
+			client, err := cvm.NewClient(cvm.ClientConfig{
+				Region: region, Endpoint: a.Endpoint, Credential: cred, MaxConnsPerHost: cfg.Poll.PageConcurrency,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("accounts[%d] region %s: %w", i, region, err)
+			}
+			t := watcher.Target{Account: a.Name, Region: region}
+			s, err := cvm.NewScanner(cvm.ScannerConfig{
+				Target: t, Client: client, Limiter: limiters.Get(a.Name + "/" + cvm.ActionDescribeInstancesStatus),
+				PageConcurrency: cfg.Poll.PageConcurrency, Logger: log,
+			})
+			if err != nil {
+				return nil, err
+			}
+			sources = append(sources, watcher.TargetSource{Target: t, Source: s})
+			d.targets = append(d.targets, t)
+		}
+	}
+	d.watcher, err = watcher.New(watcher.Config{
+		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
+	}, sources)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// publisher sets up the stream (JetStream mode) and returns the publisher.
+func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
+	n := d.cfg.NATS
+	if n.Mode == "core" {
+		return publisher.NewCore(d.nc, publisher.CoreConfig{Prefix: n.SubjectPrefix})
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	// The server may not be reachable yet: keep trying until it is, or until
+	// shutdown. Scanning waits for the stream so the first events have a
+	// home; the outbox would keep them anyway.
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = publisher.EnsureStream(sctx, js, publisher.StreamConfig{
+			Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("nats stream %s: %w", n.Stream, err)
+		}
+		d.log.Warn("nats stream not ready, retrying", "stream", n.Stream, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+		}
+	}
+	return publisher.NewJetStream(js, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
+}
+
+// Run runs the watcher until ctx is done.
+func (d *daemon) Run(ctx context.Context) error {
+	d.log.Info("cvmwatch running", "version", version, "targets", len(d.targets),
+		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream)
+	return d.watcher.Run(ctx)
+}
+
+// Close releases everything in reverse order of opening and returns the
+// first error.
+func (d *daemon) Close() error {
+	var errs []error
+	if d.nc != nil {
+		if err := d.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("nats drain: %w", err))
+		}
+		d.nc.Close()
+	}
+	if d.embedded != nil {
+		d.embedded.Shutdown()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// policy turns the events section into the watcher's policy.
+func (c *Config) policy() watcher.Policy {
+	e := c.Events
+	return watcher.Policy{
+		AnnounceBaseline:   e.AnnounceBaseline,
+		ConfirmScans:       e.ConfirmScans,
+		MassFraction:       e.MassFraction,
+		MassMinInstances:   e.MassMinInstances,
+		MassConfirmScans:   e.MassConfirmScans,
+		TombstoneRetention: e.TombstoneRetention.D(),
+	}
+}
+
+func splitListen(listen string) (string, int, error) {
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	if port == 0 {
+		port = -1 // the server's "random port"
+	}
+	return host, port, nil
+}
