@@ -26,8 +26,32 @@ func isServedAction(a string) bool {
 	return a == ActionDescribeInstancesStatus || a == ActionDescribeInstances
 }
 
-// serveAPI answers one API 3.0 request. See the package documentation for
-// the order of checks.
+// reply is the answer to one API request, decided before it is sent.
+type reply struct {
+	status      int
+	contentType string
+	body        []byte
+	code        string        // error code answered, for the log
+	note        string        // how the request ended, for the log
+	delay       time.Duration // latency faults, added to the configured latency
+	hang        bool          // FaultTimeout: never answer
+	drop        bool          // nothing can be answered (unreadable body)
+}
+
+func jsonReply(body []byte, note string) reply {
+	return reply{status: http.StatusOK, contentType: "application/json", body: body, note: note}
+}
+
+func errorReply(e *apiError, rid string) reply {
+	r := jsonReply(encodeError(e, rid), "error")
+	r.code = e.Code
+	return r
+}
+
+// serveAPI answers one API 3.0 request: it decides the reply (see the
+// package documentation for the order of checks), waits the configured
+// latency plus latency faults, and sends it. A request whose client gives up,
+// or that is still waiting when the server closes, gets no answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := newRequestID()
@@ -36,56 +60,44 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.stats.arrive(action, start)
 	s.mu.Unlock()
 
-	code, status := s.handleAPI(w, r, rid)
+	rep := s.process(w, r, rid)
+	s.mu.Lock()
+	delay := rep.delay + s.latencyLocked()
+	s.mu.Unlock()
+	switch {
+	case rep.drop:
+	case !s.wait(r.Context(), delay):
+		rep.note = "abandoned during latency"
+	case rep.hang:
+		s.wait(r.Context(), -1)
+	default:
+		writeRaw(w, rep.status, rep.contentType, rep.body)
+	}
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "api request",
 		slog.String("action", clip(action)),
 		slog.String("region", clip(r.Header.Get("X-TC-Region"))),
-		slog.String("code", code),
-		slog.String("status", status),
+		slog.String("code", rep.code),
+		slog.String("status", rep.note),
 		slog.String("requestId", rid),
 		slog.Duration("took", time.Since(start)))
 }
 
-// handleAPI runs the pipeline and returns the error code answered ("" for
-// success) and how the request ended, for the log.
-func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, rid string) (code, status string) {
-	fail := func(e *apiError) (string, string) {
-		writeJSON(w, encodeError(e, rid))
-		return e.Code, "error"
-	}
+// process decides the reply to one API request.
+func (s *Server) process(w http.ResponseWriter, r *http.Request, rid string) reply {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return fail(errorf(CodeUnsupportedProtocol, "Only GET and POST requests are supported."))
+		return errorReply(errorf(CodeUnsupportedProtocol, "Only GET and POST requests are supported."), rid)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return fail(errorf(CodeRequestSizeLimitExceeded, "The request body exceeds 10 MB."))
+			return errorReply(errorf(CodeRequestSizeLimitExceeded, "The request body exceeds 10 MB."), rid)
 		}
-		return "", "unreadable body"
+		return reply{drop: true, note: "unreadable body"}
 	}
-	env, aerr := parseEnvelope(r)
+	env, secretID, aerr := s.admit(r, body)
 	if aerr != nil {
-		return fail(aerr)
-	}
-	secretID, aerr := s.authenticate(r, body, env, s.now())
-	if aerr != nil {
-		s.mu.Lock()
-		s.stats.authFailures++
-		s.mu.Unlock()
-		return fail(aerr)
-	}
-	if !isServedAction(env.action) {
-		return fail(errorf(CodeInvalidAction, "The action `"+clip(env.action)+"` is not supported by cvm version "+APIVersion+"."))
-	}
-	if env.version != APIVersion {
-		return fail(errorf(CodeNoSuchVersion, "The API version `"+clip(env.version)+"` does not exist; use "+APIVersion+"."))
-	}
-	if env.region == "" {
-		return fail(errorf(CodeMissingParameter, "The request is missing a required parameter `Region` (header X-TC-Region)."))
-	}
-	if _, served := s.regions[env.region]; !served && !isTencentRegion(env.region) {
-		return fail(errorf(CodeUnsupportedRegion, "The region `"+clip(env.region)+"` is not supported."))
+		return errorReply(aerr, rid)
 	}
 	p, perr := parseParams(r, body, env.action)
 	if perr == nil {
@@ -96,76 +108,92 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, rid string) (
 		m.offset = p.offset
 	}
 
-	var injected *apiError
-	var delay time.Duration
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	var injected *apiError
 	s.fireLocked(m, true, func(f Fault) bool {
 		injected = errorf(f.Code, "Injected by cvmsim.")
 		return true
 	}, FaultError)
-	if injected == nil && !s.quota.allow(env.action, secretID, time.Now()) {
-		s.stats.throttled++
-		injected = errorf(CodeRequestLimitExceeded, "The request rate of `"+env.action+"` exceeds the frequency limit. Please reduce the frequency of calls.")
-	}
-	if injected == nil {
-		delay = s.latencyLocked()
-		s.fireLocked(m, false, func(f Fault) bool {
-			delay += time.Duration(f.Delay)
-			return true
-		}, FaultLatency)
-	}
-	s.mu.Unlock()
 	if injected != nil {
-		return fail(injected)
+		return errorReply(injected, rid)
 	}
-	if !s.wait(r.Context(), delay) {
-		return "", "abandoned during latency"
+	if !s.quota.allow(env.action, secretID, time.Now()) {
+		s.stats.throttled++
+		return errorReply(errorf(CodeRequestLimitExceeded, "The request rate of `"+env.action+"` exceeds the frequency limit. Please reduce the frequency of calls."), rid)
 	}
-
-	var transport FaultKind
-	s.mu.Lock()
-	s.fireLocked(m, true, func(f Fault) bool {
-		transport = f.Kind
+	var delay time.Duration
+	s.fireLocked(m, false, func(f Fault) bool {
+		delay += time.Duration(f.Delay)
 		return true
-	}, FaultTimeout, FaultHTML502, FaultNonJSON, FaultEmptyObject, FaultEmptyResponse)
-	s.mu.Unlock()
-	switch transport {
-	case FaultTimeout:
-		s.wait(r.Context(), -1)
-		return "", "timeout fault"
-	case FaultHTML502:
-		writeRaw(w, http.StatusBadGateway, "text/html", []byte(badGatewayHTML))
-		return "", "html-502 fault"
-	case FaultNonJSON:
-		writeRaw(w, http.StatusOK, "text/plain; charset=utf-8", []byte("upstream connect error or disconnect/reset before headers\n"))
-		return "", "non-json fault"
-	case FaultEmptyObject:
-		writeJSON(w, []byte("{}"))
-		return "", "empty-object fault"
-	case FaultEmptyResponse:
-		writeJSON(w, encodeEmptyResponse(rid))
-		return "", "empty-response fault"
+	}, FaultLatency)
+	rep, transport := s.transportFaultLocked(m, rid)
+	rep.delay = delay
+	if transport {
+		return rep
 	}
-
-	var out []byte
 	if perr != nil {
-		code, status = perr.Code, "error"
-		out = encodeError(perr, rid)
+		rep = errorReply(perr, rid)
 	} else {
-		s.mu.Lock()
-		pg := s.describeLocked(env, p, m)
-		s.mu.Unlock()
-		out = encodePage(env.action, pg, rid)
-		status = "ok"
+		rep = jsonReply(encodePage(env.action, s.describeLocked(env, p, m), rid), "ok")
 	}
-	s.mu.Lock()
+	rep.delay = delay
 	s.fireLocked(m, true, func(Fault) bool {
-		out = out[:len(out)/2]
+		rep.body = rep.body[:len(rep.body)/2]
+		rep.note = "truncated fault"
 		return true
 	}, FaultTruncated)
-	s.mu.Unlock()
-	writeJSON(w, out)
-	return code, status
+	return rep
+}
+
+// admit checks the common parameters, the signature, the action, the
+// version and the region, and returns the envelope and the SecretId.
+func (s *Server) admit(r *http.Request, body []byte) (envelope, string, *apiError) {
+	env, aerr := parseEnvelope(r)
+	if aerr != nil {
+		return env, "", aerr
+	}
+	secretID, aerr := s.authenticate(r, body, env, s.now())
+	if aerr != nil {
+		s.mu.Lock()
+		s.stats.authFailures++
+		s.mu.Unlock()
+		return env, "", aerr
+	}
+	switch {
+	case !isServedAction(env.action):
+		return env, "", errorf(CodeInvalidAction, "The action `"+clip(env.action)+"` is not supported by cvm version "+APIVersion+".")
+	case env.version != APIVersion:
+		return env, "", errorf(CodeNoSuchVersion, "The API version `"+clip(env.version)+"` does not exist; use "+APIVersion+".")
+	case env.region == "":
+		return env, "", errorf(CodeMissingParameter, "The request is missing a required parameter `Region` (header X-TC-Region).")
+	case !s.regions[env.region] && !isTencentRegion(env.region):
+		return env, "", errorf(CodeUnsupportedRegion, "The region `"+clip(env.region)+"` is not supported.")
+	}
+	return env, secretID, nil
+}
+
+// transportFaultLocked fires the first matching transport fault and returns
+// its reply; ok is false if none fired.
+func (s *Server) transportFaultLocked(m faultMatch, rid string) (rep reply, ok bool) {
+	s.fireLocked(m, true, func(f Fault) bool {
+		ok = true
+		switch f.Kind {
+		case FaultTimeout:
+			rep = reply{hang: true, note: "timeout fault"}
+		case FaultHTML502:
+			rep = reply{status: http.StatusBadGateway, contentType: "text/html", body: []byte(badGatewayHTML), note: "html-502 fault"}
+		case FaultNonJSON:
+			rep = reply{status: http.StatusOK, contentType: "text/plain; charset=utf-8",
+				body: []byte("upstream connect error or disconnect/reset before headers\n"), note: "non-json fault"}
+		case FaultEmptyObject:
+			rep = jsonReply([]byte("{}"), "empty-object fault")
+		case FaultEmptyResponse:
+			rep = jsonReply(encodeEmptyResponse(rid), "empty-response fault")
+		}
+		return true
+	}, FaultTimeout, FaultHTML502, FaultNonJSON, FaultEmptyObject, FaultEmptyResponse)
+	return rep, ok
 }
 
 const badGatewayHTML = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"

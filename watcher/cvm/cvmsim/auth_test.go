@@ -113,22 +113,24 @@ func TestAuthHandSigned(t *testing.T) {
 }
 
 // TestPublishedSignatureExample verifies Tencent's published worked example of
-// TC3-HMAC-SHA256 ("签名方法 v3", cvm DescribeInstances in ap-guangzhou at
-// timestamp 1551113065, POST to cvm.tencentcloudapi.com, SignedHeaders
-// content-type;host, payload hash 35e9c5b0..., CanonicalRequest hash
-// 5ffe6a04...), sent to the simulator as the real request.
+// TC3-HMAC-SHA256 (API 3.0 "签名方法 v3" / "Signature v3": cvm
+// DescribeInstances in ap-guangzhou at timestamp 1551113065, POST to
+// cvm.tencentcloudapi.com, SignedHeaders content-type;host, payload hash
+// 35e9c5b0..., CanonicalRequest hash 5ffe6a04...), sent to the simulator as
+// the real request.
 //
-//   - The international "Signature v3" page (tencentcloud.com, API 3.0
-//     "Making API Requests") uses SecretId AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE,
+//   - The international "Signature v3" page (tencentcloud.com, "Making API
+//     Requests") uses SecretId AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE and
 //     SecretKey Gu5t9xGARNpq86cd98joQYCN3EXAMPLE and publishes
 //     Signature=72e494ea....
-//   - The Chinese "签名方法 v3" page (cloud.tencent.com/document/api/213/30654,
-//     2019 edition) masks the keys as AKIDz8krbsJ5yKBZQpn74WFkmLPx3******* and
-//     Gu5t9xGARNpq86cd98joQYCN3******* and publishes Signature=2230eefd...,
-//     which is the signature of those literal masked strings.
+//   - The older Chinese edition masks the keys as
+//     AKIDz8krbsJ5yKBZQpn74WFkmLPx3******* and Gu5t9xGARNpq86cd98joQYCN3*******
+//     and publishes Signature=2230eefd..., the signature of those literal
+//     strings (value as quoted by public code that tests against the page).
 //
 // The current Chinese edition signs content-type;host;x-tc-action and
-// publishes only intermediate keys; it is checked in auth_internal_test.go.
+// publishes intermediate keys instead; it is checked in
+// auth_internal_test.go.
 func TestPublishedSignatureExample(t *testing.T) {
 	const (
 		host    = "cvm.tencentcloudapi.com"

@@ -26,7 +26,7 @@ func dwellOf(state string) dwell {
 	case StateRebooting:
 		return dwell{10 * time.Second, 40 * time.Second}
 	case StateShutdown:
-		return dwell{60 * time.Second, 600 * time.Second}
+		return dwell{30 * time.Second, 300 * time.Second}
 	case StateTerminating:
 		return dwell{5 * time.Second, 20 * time.Second}
 	}
@@ -37,7 +37,7 @@ func dwellOf(state string) dwell {
 type churn struct {
 	rate   float64 // operations started per second, across the fleet
 	scale  float64 // DwellScale
-	target int     // desired live instances per region
+	target int     // desired listed instances per region
 	credit float64 // operations owed
 	last   time.Time
 }
@@ -129,16 +129,15 @@ func (s *Server) dwellLocked(state string) time.Duration {
 }
 
 // startOpLocked starts one seeded-random lifecycle operation in a random
-// region, steering each region's live size towards the initial size.
+// region. Creations and terminations are balanced to steer each region's
+// listed size (SHUTDOWN and TERMINATING included) towards the initial size;
+// the other operations stop, start and reboot stable instances.
 func (s *Server) startOpLocked(now time.Time) {
 	r := s.rngChurn
 	region := s.fleet.order[r.IntN(len(s.fleet.order))]
-	var live int
+	size := len(s.fleet.regions[region])
 	var stable []*instance
 	for _, in := range s.fleet.regions[region] {
-		if in.state != StateShutdown && in.state != StateTerminating {
-			live++
-		}
 		if len(in.plan) == 0 {
 			switch in.state {
 			case StateRunning, StateStopped, StateLaunchFailed:
@@ -146,39 +145,32 @@ func (s *Server) startOpLocked(now time.Time) {
 			}
 		}
 	}
-	pCreate := 0.2
+	pCreate, pTerminate := 0.15, 0.15
 	switch {
-	case live < s.churn.target:
-		pCreate = 0.45
-	case live > s.churn.target:
-		pCreate = 0.05
+	case size < s.churn.target:
+		pCreate, pTerminate = 0.3, 0.05
+	case size > s.churn.target:
+		pCreate, pTerminate = 0.05, 0.3
 	}
-	if len(stable) == 0 || r.Float64() < pCreate {
-		if live <= s.churn.target || len(stable) == 0 && live == 0 {
+	x := r.Float64()
+	if x < pCreate || len(stable) == 0 {
+		if size <= s.churn.target {
 			s.opCreateLocked(region, now)
 		}
 		return
 	}
 	in := stable[r.IntN(len(stable))]
-	x := r.Float64()
-	switch in.state {
-	case StateRunning:
-		switch {
-		case x < 0.3:
-			s.opLocked(in, now, "StopInstances", StateStopping, StateStopped)
-		case x < 0.7:
-			s.opLocked(in, now, "RebootInstances", StateRebooting, StateRunning)
-		default:
-			s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
-		}
-	case StateStopped:
-		if x < 0.8 {
-			s.opLocked(in, now, "StartInstances", StateStarting, StateRunning)
-		} else {
-			s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
-		}
-	default: // LAUNCH_FAILED
+	if x < pCreate+pTerminate || in.state == StateLaunchFailed {
 		s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
+		return
+	}
+	switch {
+	case in.state == StateStopped:
+		s.opLocked(in, now, "StartInstances", StateStarting, StateRunning)
+	case r.Float64() < 0.3:
+		s.opLocked(in, now, "StopInstances", StateStopping, StateStopped)
+	default:
+		s.opLocked(in, now, "RebootInstances", StateRebooting, StateRunning)
 	}
 }
 

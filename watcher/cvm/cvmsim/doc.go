@@ -26,13 +26,28 @@
 //     RequestSizeLimitExceeded;
 //  2. X-TC-Action, X-TC-Version and X-TC-Timestamp present, else
 //     MissingParameter; X-TC-Timestamp an integer, else InvalidParameter;
-//  3. the TC3-HMAC-SHA256 signature (AuthFailure.*), see auth.go;
+//  3. the TC3-HMAC-SHA256 signature (AuthFailure.*);
 //  4. the action (InvalidAction) and version (NoSuchVersion);
 //  5. the region: missing is MissingParameter; a region the server does not
 //     serve is UnsupportedRegion unless it is a real Tencent region name, which
 //     answers as an account with no instances there;
-//  6. error faults (FaultError);
-//  7. the quota (RequestLimitExceeded) and the configured latency;
-//  8. the remaining faults and the action's own parameters (Content-Type,
-//     JSON, UnknownParameter, InvalidParameter, InvalidParameterValue...).
+//  6. error faults (FaultError), which therefore use no quota;
+//  7. the quota (RequestLimitExceeded, counted in Stats.Throttled), then the
+//     configured latency plus latency faults;
+//  8. transport faults (timeout, html-502, non-json, empty-object,
+//     empty-response), whatever the parameters;
+//  9. the action's parameters: Content-Type application/json for POST, JSON
+//     or indexed query syntax (InvalidParameter), unknown names
+//     (UnknownParameter, case-sensitive), InstanceIds (at most 100:
+//     InvalidParameterValue.LimitExceeded; each ^ins-[a-z0-9]{8}$:
+//     InvalidInstanceId.Malformed), InstanceIds with Filters
+//     (InvalidParameter), Offset >= 0 and Limit 1..100
+//     (InvalidParameterValue), Filters (InvalidFilter,
+//     InvalidFilterValue.LimitExceeded);
+//  10. fleet faults (shift-insert, shift-release), the page, data faults,
+//     and last the truncated fault.
+//
+// Listing order is creation order, newest first, the same for both actions;
+// InstanceIds and Filters select from it and Offset/Limit page the selection.
+// An unknown but well-formed instance ID is simply absent.
 package cvmsim

@@ -102,6 +102,17 @@ func TestFaultLatencyAndTimeout(t *testing.T) {
 		t.Fatalf("timeout fault: code %q (%v), want %q", got, err, want)
 	}
 	MustStatus(t, c, statusReq(nil, nil)) // used up
+
+	srv.AddFault(cvmsim.Fault{Kind: cvmsim.FaultLatency, Delay: cvmsim.Duration(time.Hour), Count: 1})
+	ctx, cancel = context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := c.DescribeInstancesStatusWithContext(ctx, statusReq(nil, nil)); sdkCode(err) != "ClientError.NetworkError" {
+		t.Fatalf("cancelled during latency: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancelled request took %v", d)
+	}
 }
 
 func TestCloseDoesNotWaitForHungRequests(t *testing.T) {

@@ -1,7 +1,9 @@
 package cvmsim_test
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
@@ -10,21 +12,40 @@ import (
 func TestQuotaThrottlesBeyondBurst(t *testing.T) {
 	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 3})
 	c := MustClient(t, srv, clientConfig{})
-	const n = 80
+	const workers, each = 10, 12
+	var mu sync.Mutex
 	var ok, throttled int
-	for i := 0; i < n; i++ {
-		_, err := c.DescribeInstancesStatus(statusReq(nil, nil))
-		switch code := sdkCode(err); code {
-		case "":
-			ok++
-		case cvmsim.CodeRequestLimitExceeded:
-			throttled++
-		default:
-			t.Fatalf("request %d: code %q", i, code)
-		}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := c.DescribeInstancesStatus(statusReq(nil, nil))
+				mu.Lock()
+				switch code := sdkCode(err); code {
+				case "":
+					ok++
+				case cvmsim.CodeRequestLimitExceeded:
+					throttled++
+				default:
+					t.Errorf("code %q", code)
+				}
+				mu.Unlock()
+			}
+		}()
 	}
-	if ok < 40 || throttled == 0 {
-		t.Fatalf("ok = %d, throttled = %d; want >= 40 ok and some throttled", ok, throttled)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if max := 40 + int(40*elapsed.Seconds()) + 1; ok > max {
+		t.Fatalf("%d requests succeeded in %v, quota allows at most %d", ok, elapsed, max)
+	}
+	if ok < 40 {
+		t.Fatalf("only %d of the first 40 (the burst) succeeded", ok)
+	}
+	if elapsed < 2*time.Second && throttled == 0 {
+		t.Fatalf("%d requests in %v, none throttled", workers*each, elapsed)
 	}
 	t.Run("other action has its own bucket", func(t *testing.T) {
 		if _, err := c.DescribeInstances(cvm.NewDescribeInstancesRequest()); err != nil {
@@ -35,19 +56,19 @@ func TestQuotaThrottlesBeyondBurst(t *testing.T) {
 	if got := st.Throttled; got != int64(throttled) {
 		t.Fatalf("Stats.Throttled = %d, want %d", got, throttled)
 	}
-	if got := st.Requests[cvmsim.ActionDescribeInstancesStatus]; got != n {
-		t.Fatalf("Stats.Requests[status] = %d, want %d", got, n)
+	if got := st.Requests[cvmsim.ActionDescribeInstancesStatus]; got != workers*each {
+		t.Fatalf("Stats.Requests[status] = %d, want %d", got, workers*each)
 	}
 	if got := st.Requests[cvmsim.ActionDescribeInstances]; got != 1 {
 		t.Fatalf("Stats.Requests[instances] = %d, want 1", got)
 	}
-	if st.PeakPerSecond < 41 {
-		t.Fatalf("PeakPerSecond = %d, want > 40", st.PeakPerSecond)
+	if elapsed < time.Second && st.PeakPerSecond < workers*each {
+		t.Fatalf("PeakPerSecond = %d, want %d (all within %v)", st.PeakPerSecond, workers*each, elapsed)
 	}
 }
 
 func TestQuotaIsPerSecretID(t *testing.T) {
-	srv := MustServer(t, cvmsim.Options{RateLimit: 1, Burst: 2, Credentials: map[string]string{"AKIDa": "a", "AKIDb": "b"}})
+	srv := MustServer(t, cvmsim.Options{RateLimit: 0.1, Burst: 2, Credentials: map[string]string{"AKIDa": "a", "AKIDb": "b"}})
 	a := MustClient(t, srv, clientConfig{secretID: "AKIDa", secretKey: "a"})
 	b := MustClient(t, srv, clientConfig{secretID: "AKIDb", secretKey: "b"})
 	for i := 0; i < 2; i++ {
@@ -88,4 +109,3 @@ func TestAuthIsCheckedBeforeQuota(t *testing.T) {
 		t.Fatalf("good request after failed ones: %v", err)
 	}
 }
-

@@ -2,12 +2,15 @@ package cvmsim_test
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
+	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
 )
 
@@ -355,4 +358,24 @@ func TestEnvelopeAndParameterErrors(t *testing.T) {
 			t.Fatalf("got %s", body)
 		}
 	})
+}
+
+func TestHandlerOnOwnListener(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 4})
+	own := httptest.NewServer(srv.Handler())
+	defer own.Close()
+	cpf := profile.NewClientProfile()
+	cpf.HttpProfile.Endpoint = strings.TrimPrefix(own.URL, "http://")
+	cpf.HttpProfile.Scheme = "HTTP"
+	cpf.DisableRegionBreaker = true
+	c, err := cvm.NewClient(common.NewCredential(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey), region, cpf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *MustStatus(t, c, statusReq(nil, nil)).TotalCount; got != 4 {
+		t.Fatalf("TotalCount = %d, want 4", got)
+	}
+	if srv.URL() != "http://"+srv.Endpoint() || !strings.HasPrefix(srv.Endpoint(), "127.0.0.1:") {
+		t.Fatalf("URL %s Endpoint %s", srv.URL(), srv.Endpoint())
+	}
 }

@@ -25,7 +25,8 @@ type counters struct {
 	throttled      int64
 	authFailures   int64
 	faultsInjected int64
-	window         []time.Time // arrivals within the last second, oldest first
+	window         []time.Time // arrivals, oldest first; those before head are gone
+	head           int
 	peak           int
 }
 
@@ -37,16 +38,16 @@ func (c *counters) arrive(action string, now time.Time) {
 		action = "other"
 	}
 	c.requests[action]++
-	cut := 0
-	for cut < len(c.window) && now.Sub(c.window[cut]) >= time.Second {
-		cut++
+	for c.head < len(c.window) && now.Sub(c.window[c.head]) >= time.Second {
+		c.head++
 	}
-	if cut > 0 {
-		c.window = append(c.window[:0], c.window[cut:]...)
+	if c.head > 1024 && c.head > len(c.window)/2 { // compact, amortised O(1)
+		c.window = append(c.window[:0], c.window[c.head:]...)
+		c.head = 0
 	}
 	c.window = append(c.window, now)
-	if len(c.window) > c.peak {
-		c.peak = len(c.window)
+	if n := len(c.window) - c.head; n > c.peak {
+		c.peak = n
 	}
 }
 
