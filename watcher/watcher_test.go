@@ -1,0 +1,197 @@
+package watcher_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/store"
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// loop is a Watcher on the in-memory store and publisher (both pass the
+// same conformance suites as bbolt and JetStream) over the simulator.
+type loop struct {
+	sim   *cvmsim.Server
+	store *store.Memory
+	pub   *publisher.Memory
+	w     *watcher.Watcher
+}
+
+func newLoop(t *testing.T, regions []string, secretKey string, interval time.Duration) *loop {
+	t.Helper()
+	sim, err := cvmsim.NewServer(cvmsim.Options{Regions: regions, InstancesPerRegion: 40, Seed: 11, RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	l := &loop{sim: sim, store: store.NewMemory(), pub: publisher.NewMemory()}
+	var sources []watcher.TargetSource
+	for i, region := range regions {
+		key := cvmsim.DefaultSecretKey
+		if i == 0 && secretKey != "" {
+			key = secretKey
+		}
+		client, err := cvm.NewClient(cvm.ClientConfig{Region: region, Endpoint: sim.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg := watcher.Target{Account: "acct", Region: region}
+		s, err := cvm.NewScanner(cvm.ScannerConfig{Target: tg, Client: client, Limiter: cvm.NewLimiter(1000, 10), Logger: quiet,
+			Retry: cvm.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, watcher.TargetSource{Target: tg, Source: s})
+	}
+	l.w, err = watcher.New(watcher.Config{Store: l.store, Publisher: l.pub, Interval: interval, Logger: quiet,
+		RelayMaxBackoff: 20 * time.Millisecond}, sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func (l *loop) runningIDs(region string, n int) []string {
+	var ids []string
+	for _, in := range l.sim.Instances(region) {
+		if in.InstanceState == "RUNNING" && len(ids) < n {
+			ids = append(ids, in.InstanceId)
+		}
+	}
+	return ids
+}
+
+func TestFailedCommitPublishesNothingAndKeepsTheSnapshot(t *testing.T) {
+	l := newLoop(t, []string{"ap-guangzhou"}, "", time.Hour)
+	tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
+	if _, err := l.w.ScanOnce(t.Context(), tg); err != nil {
+		t.Fatal(err)
+	}
+	id := l.runningIDs("ap-guangzhou", 1)[0]
+	l.sim.SetState(id, "STOPPED")
+
+	l.store.FailNextCommit(errors.New("disk full"))
+	if _, err := l.w.ScanOnce(t.Context(), tg); err == nil {
+		t.Fatal("ScanOnce hid the failed commit")
+	}
+	if n, _ := l.w.RelayOnce(t.Context(), tg); n != 0 || len(l.pub.Events()) != 0 {
+		t.Fatalf("a failed commit published %d events", len(l.pub.Events()))
+	}
+	if r, _ := l.w.Snapshot(tg).Get(id); r.State != "RUNNING" {
+		t.Fatalf("snapshot advanced past a failed commit: %+v", r)
+	}
+
+	c, err := l.w.ScanOnce(t.Context(), tg)
+	if err != nil || len(c.Events) != 1 {
+		t.Fatalf("retry after the failure: %d events, %v", len(c.Events), err)
+	}
+	if n, err := l.w.RelayOnce(t.Context(), tg); n != 1 || err != nil {
+		t.Fatalf("relay = %d, %v", n, err)
+	}
+	if got := l.pub.Events(); len(got) != 1 || got[0].To != "STOPPED" || got[0].Sequence != 1 {
+		t.Fatalf("published %+v, want one RUNNING -> STOPPED #1", got)
+	}
+}
+
+func TestRelayResendsFromTheFirstUnacknowledged(t *testing.T) {
+	l := newLoop(t, []string{"ap-guangzhou"}, "", time.Hour)
+	tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
+	l.w.ScanOnce(t.Context(), tg)
+	ids := l.runningIDs("ap-guangzhou", 6)
+	for _, id := range ids {
+		l.sim.SetState(id, "STOPPED")
+	}
+	l.w.ScanOnce(t.Context(), tg)
+
+	l.pub.FailAfter(2)
+	if n, err := l.w.RelayOnce(t.Context(), tg); n != 2 || err == nil {
+		t.Fatalf("relay = %d, %v; want 2 acked and an error", n, err)
+	}
+	if depth, _, _ := l.store.OutboxStats(t.Context(), tg); depth != 4 {
+		t.Fatalf("outbox depth = %d after 2 of 6 acked, want 4", depth)
+	}
+	if n, err := l.w.RelayOnce(t.Context(), tg); n != 4 || err != nil {
+		t.Fatalf("second relay = %d, %v", n, err)
+	}
+	var got []string
+	for _, e := range l.pub.Events() {
+		got = append(got, e.InstanceID)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(got, want) {
+		t.Fatalf("published %v, want each once in commit order %v", got, want)
+	}
+}
+
+func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
+	regions := []string{"ap-guangzhou", "ap-shanghai"}
+	l := newLoop(t, regions, "wrong-key", 50*time.Millisecond) // ap-guangzhou cannot authenticate
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.w.Run(ctx) }()
+
+	// Wait for the good target's baseline, then change it.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(l.pub.Scans()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no scan summary from the healthy target")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	id := l.runningIDs("ap-shanghai", 1)[0]
+	l.sim.SetState(id, "STOPPED")
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer wcancel()
+	got, err := l.pub.WaitFor(wctx, 1)
+	if err != nil {
+		t.Fatalf("healthy target's event never arrived while the other fails auth: %v", err)
+	}
+	if got[0].Target.Region != "ap-shanghai" || got[0].InstanceID != id {
+		t.Fatalf("event = %+v", got[0])
+	}
+	for _, s := range l.pub.Scans() {
+		if s.Target.Region == "ap-guangzhou" {
+			t.Fatalf("target with bad credentials committed a scan: %+v", s)
+		}
+	}
+
+	// Shutdown with the broker down: Run returns within the drain bound.
+	l.pub.SetDown(true)
+	id2 := l.runningIDs("ap-shanghai", 2)[1]
+	l.sim.SetState(id2, "STOPPED")
+	sh := watcher.Target{Account: "acct", Region: "ap-shanghai"}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if depth, _, _ := l.store.OutboxStats(t.Context(), sh); depth > 0 {
+			break // the change is committed and cannot be published
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second change was never committed")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(watcher.DefaultShutdownDrain + 10*time.Second):
+		t.Fatal("Run did not return after shutdown")
+	}
+	// Whatever was not published is still in the outbox: nothing lost.
+	depth, _, _ := l.store.OutboxStats(t.Context(), sh)
+	if depth != 1 || len(l.pub.Events()) != 1 {
+		t.Fatalf("after shutdown: %d published + %d in the outbox, want the 2 events kept", len(l.pub.Events()), depth)
+	}
+}
