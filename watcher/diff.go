@@ -29,41 +29,55 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 	d := &Pending{snap: snap, scan: scan, policy: p, start: start, end: end, misses: map[string]int{}}
 	baselined := snap.meta.Baselined || p.AnnounceBaseline
 
-	listed := make(map[string]struct{}, len(scan.Observations)+len(scan.Unreadable))
+	// liveListed counts live records the scan listed: when it equals the
+	// live count, nothing is missing and the snapshot need not be walked.
+	liveListed := 0
 	for _, o := range scan.Observations {
-		listed[o.InstanceID] = struct{}{}
 		rec, known := snap.records[o.InstanceID]
+		if known && rec.state != absentIdx {
+			liveListed++
+		}
 		switch {
 		case !known && !baselined:
 			d.put(Record{InstanceID: o.InstanceID, State: o.State, Since: end, LastSeen: start})
 		case !known:
 			d.transition(o.InstanceID, Record{InstanceID: o.InstanceID, State: Absent}, o.State, end, start)
-		case rec.state != o.State:
-			d.transition(o.InstanceID, rec.record(o.InstanceID), o.State, end, start)
+		case snap.stateOf(rec) != o.State:
+			d.transition(o.InstanceID, snap.record(o.InstanceID, rec), o.State, end, start)
 		case rec.missing != 0:
-			r := rec.record(o.InstanceID)
+			r := snap.record(o.InstanceID, rec)
 			r.Missing, r.LastSeen = 0, start
 			d.put(r)
 		}
 	}
 	for _, id := range scan.Unreadable {
-		listed[id] = struct{}{}
-		if rec, ok := snap.records[id]; ok && rec.missing != 0 && rec.state != Absent {
-			r := rec.record(id)
+		rec, ok := snap.records[id]
+		if !ok || rec.state == absentIdx {
+			continue
+		}
+		liveListed++
+		if rec.missing != 0 {
+			r := snap.record(id, rec)
 			r.Missing = 0
 			d.put(r)
 		}
 	}
 
 	// Absence: only from a complete scan of a target already baselined.
-	if scan.Complete && snap.meta.Baselined {
-		live := 0
+	if scan.Complete && snap.meta.Baselined && liveListed < snap.live {
+		listed := make(map[string]struct{}, len(scan.Observations)+len(scan.Unreadable))
+		for _, o := range scan.Observations {
+			listed[o.InstanceID] = struct{}{}
+		}
+		for _, id := range scan.Unreadable {
+			listed[id] = struct{}{}
+		}
+		live := snap.live
 		var missing []string
 		for id, rec := range snap.records {
-			if rec.state == Absent {
+			if rec.state == absentIdx {
 				continue
 			}
-			live++
 			if _, ok := listed[id]; !ok {
 				missing = append(missing, id)
 			}
@@ -86,14 +100,16 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 		}
 	}
 
-	// Tombstones past retention go.
-	if p.TombstoneRetention > 0 {
+	// Tombstones past retention go (unless the ID was just listed again).
+	if p.TombstoneRetention > 0 && snap.tombstones > 0 {
 		cutoff := toMillis(end.Add(-p.TombstoneRetention))
+		reappeared := map[string]bool{}
+		for _, r := range d.puts {
+			reappeared[r.InstanceID] = true
+		}
 		for id, rec := range snap.records {
-			if rec.state == Absent && rec.lastSeen < cutoff {
-				if _, ok := listed[id]; !ok {
-					d.delete = append(d.delete, id)
-				}
+			if rec.state == absentIdx && rec.lastSeen < cutoff && !reappeared[id] {
+				d.delete = append(d.delete, id)
 			}
 		}
 		slices.Sort(d.delete)
@@ -147,7 +163,7 @@ func (d *Pending) Resolve(lr LookupResult, lookupStarted, lookupDone time.Time) 
 		isCandidate[id] = true
 	}
 	for _, id := range sortedKeys(d.misses) {
-		rec := d.snap.records[id].record(id)
+		rec := d.snap.record(id, d.snap.records[id])
 		n := d.misses[id]
 		switch st, ok := found[id]; {
 		case isCandidate[id] && absent[id]:

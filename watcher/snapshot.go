@@ -1,40 +1,46 @@
 package watcher
 
-import (
-	"sync"
-	"time"
-)
+import "time"
 
 // Snapshot is the in-memory view of one target's records, kept by the loop
 // between scans so a scan is diffed without reading the store. It advances
 // only after the store committed (Apply), so a failed commit leaves it as it
 // was. Not safe for concurrent use.
 //
-// Records are kept compact (about 100 bytes per instance in a large target):
-// times as unix milliseconds, states interned.
+// Records are kept compact (see docs/BENCHMARKS.md for the heap per
+// instance): times as unix milliseconds, states numbered.
 type Snapshot struct {
 	records map[string]snapRecord
 	meta    ScanMeta
-	states  *stateTable
+	states  stateTable
+	// live and tombstones count the records by kind, so a scan that lists
+	// every live instance needs no walk of the whole map.
+	live, tombstones int
 }
 
+// snapRecord is 32 bytes: the state is an index into the snapshot's state
+// table, times are unix milliseconds.
 type snapRecord struct {
-	state    State // interned: all records in a state share one string
 	seq      uint64
-	since    int64 // unix ms
-	lastSeen int64 // unix ms
+	since    int64
+	lastSeen int64
+	state    uint32 // index into Snapshot.states; 0 is Absent
 	missing  int32
 }
+
+// absentIdx is Absent's index in every state table.
+const absentIdx = 0
 
 // NewSnapshot returns an empty snapshot: a target never scanned.
 func NewSnapshot() *Snapshot {
 	return &Snapshot{records: map[string]snapRecord{}, states: newStateTable()}
 }
 
-// LoadSnapshot builds a snapshot from a store's Load walk. A record not
-// missing from the last complete scan was listed by it, so its last-seen time
-// is at least that scan's start even though LastSeen is only written with
-// other changes.
+// stateOf returns a record's state.
+func (s *Snapshot) stateOf(r snapRecord) State { return s.states.names[r.state]
+}
+
+// LoadSnapshot builds a snapshot from a store's Load walk.
 func LoadSnapshot(load func(fn func(Record) error) (ScanMeta, error)) (*Snapshot, error) {
 	s := NewSnapshot()
 	meta, err := load(func(r Record) error {
@@ -45,13 +51,6 @@ func LoadSnapshot(load func(fn func(Record) error) (ScanMeta, error)) (*Snapshot
 		return nil, err
 	}
 	s.meta = meta
-	lc := toMillis(meta.LastComplete)
-	for id, r := range s.records {
-		if r.state != Absent && r.missing == 0 && lc > r.lastSeen {
-			r.lastSeen = lc
-			s.records[id] = r
-		}
-	}
 	return s, nil
 }
 
@@ -67,15 +66,33 @@ func (s *Snapshot) Get(id string) (Record, bool) {
 	if !ok {
 		return Record{}, false
 	}
-	return r.record(id), true
+	return s.record(id, r), true
+}
+
+// record expands a compact record. LastSeen is written only with other
+// changes, so it is derived: a live record not missing from the last
+// complete scan was listed by it, and so was seen at least at its start.
+func (s *Snapshot) record(id string, r snapRecord) Record {
+	seen := r.lastSeen
+	if lc := toMillis(s.meta.LastComplete); r.state != absentIdx && r.missing == 0 && lc > seen {
+		seen = lc
+	}
+	return Record{
+		InstanceID: id,
+		State:      s.stateOf(r),
+		Sequence:   r.seq,
+		Since:      fromMillis(r.since),
+		LastSeen:   fromMillis(seen),
+		Missing:    int(r.missing),
+	}
 }
 
 // CountByState counts live instances (tombstones excluded) per state.
 func (s *Snapshot) CountByState() map[State]int {
 	out := map[State]int{}
 	for _, r := range s.records {
-		if r.state != Absent {
-			out[r.state]++
+		if r.state != absentIdx {
+			out[s.stateOf(r)]++
 		}
 	}
 	return out
@@ -83,60 +100,81 @@ func (s *Snapshot) CountByState() map[State]int {
 
 // Apply advances the snapshot by a commit the store has made durable, and
 // notes that every instance the scan listed was seen at the scan's start.
+// For a complete scan that is implied by the new metadata (see record), so
+// only an incomplete scan's observations, and the IDs a complete scan
+// listed without a usable state (which were not seen in their state), are
+// written one by one.
 func (s *Snapshot) Apply(c Commit, scan Scan) {
+	for _, id := range scan.Unreadable {
+		if r, ok := s.records[id]; ok {
+			r.lastSeen = toMillis(s.record(id, r).LastSeen) // pin before LastComplete moves
+			s.records[id] = r
+		}
+	}
 	for _, r := range c.Put {
 		s.put(r)
 	}
 	for _, id := range c.Delete {
-		delete(s.records, id)
+		if r, ok := s.records[id]; ok {
+			s.count(r, -1)
+			delete(s.records, id)
+		}
 	}
 	s.meta = c.Meta
+	if scan.Complete {
+		return
+	}
 	seen := toMillis(scan.Stats.Started)
 	for _, o := range scan.Observations {
-		if r, ok := s.records[o.InstanceID]; ok && r.state == o.State && r.lastSeen < seen {
+		if r, ok := s.records[o.InstanceID]; ok && s.stateOf(r) == o.State && r.lastSeen < seen {
 			r.lastSeen = seen
 			s.records[o.InstanceID] = r
 		}
 	}
 }
 
+func (s *Snapshot) count(r snapRecord, delta int) {
+	if r.state == absentIdx {
+		s.tombstones += delta
+	} else {
+		s.live += delta
+	}
+}
+
 func (s *Snapshot) put(r Record) {
-	s.records[r.InstanceID] = snapRecord{
+	if old, ok := s.records[r.InstanceID]; ok {
+		s.count(old, -1)
+	}
+	nr := snapRecord{
 		state:    s.states.intern(r.State),
 		seq:      r.Sequence,
 		since:    toMillis(r.Since),
 		lastSeen: toMillis(r.LastSeen),
 		missing:  int32(r.Missing),
 	}
+	s.count(nr, 1)
+	s.records[r.InstanceID] = nr
 }
 
-func (r snapRecord) record(id string) Record {
-	return Record{
-		InstanceID: id,
-		State:      r.state,
-		Sequence:   r.seq,
-		Since:      fromMillis(r.since),
-		LastSeen:   fromMillis(r.lastSeen),
-		Missing:    int(r.missing),
-	}
-}
-
-// stateTable interns state strings so a million records share a handful.
+// stateTable numbers the states seen, so a record holds 4 bytes, not a
+// string header.
 type stateTable struct {
-	mu sync.Mutex
-	m  map[State]State
+	names []State
+	index map[State]uint32
 }
 
-func newStateTable() *stateTable { return &stateTable{m: map[State]State{}} }
+func newStateTable() stateTable {
+	return stateTable{names: []State{Absent}, index: map[State]uint32{Absent: absentIdx}}
+}
 
-func (t *stateTable) intern(s State) State {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.m[s]; ok {
-		return v
+func (t *stateTable) intern(s State) uint32 {
+	if i, ok := t.index[s]; ok {
+		return i
 	}
-	t.m[s] = s
-	return s
+	i := uint32(len(t.names))
+	t.names = append(t.names, s)
+	t.index[s] = i
+	return i
 }
 
 func toMillis(t time.Time) int64 {

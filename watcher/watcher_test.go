@@ -56,7 +56,7 @@ func newLoop(t *testing.T, regions []string, secretKey string, interval time.Dur
 		sources = append(sources, watcher.TargetSource{Target: tg, Source: s})
 	}
 	l.w, err = watcher.New(watcher.Config{Store: l.store, Publisher: l.pub, Interval: interval, Logger: quiet,
-		RelayMaxBackoff: 20 * time.Millisecond}, sources)
+		RelayMaxBackoff: 20 * time.Millisecond, ShutdownDrain: 300 * time.Millisecond}, sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run = %v", err)
 		}
-	case <-time.After(watcher.DefaultShutdownDrain + 10*time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after shutdown")
 	}
 	// Whatever was not published is still in the outbox: nothing lost.
