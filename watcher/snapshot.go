@@ -37,7 +37,8 @@ func NewSnapshot() *Snapshot {
 }
 
 // stateOf returns a record's state.
-func (s *Snapshot) stateOf(r snapRecord) State { return s.states.names[r.state]
+func (s *Snapshot) stateOf(r snapRecord) State {
+	return s.states.names[r.state]
 }
 
 // LoadSnapshot builds a snapshot from a store's Load walk.

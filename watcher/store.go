@@ -32,7 +32,8 @@ type Commit struct {
 type Store interface {
 	// Load calls fn for every record of target (tombstones included), in
 	// instance ID order, and returns the target's metadata (zero for a target
-	// never committed). An error from fn stops the walk and is returned.
+	// never committed). An error from fn stops the walk and is returned. fn
+	// must not call the store (it may run inside a read transaction).
 	Load(ctx context.Context, target Target, fn func(Record) error) (ScanMeta, error)
 
 	// Commit applies c to target in one atomic, durable step: records put and

@@ -46,7 +46,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	d.store, err = store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Logger: log})
+	d.store, err = store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Check: true, Logger: log})
 	if err != nil {
 		return nil, err
 	}
