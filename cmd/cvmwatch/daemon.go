@@ -122,7 +122,9 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	if n.Mode == "core" {
 		return publisher.NewCore(d.nc, publisher.CoreConfig{Prefix: n.SubjectPrefix})
 	}
-	js, err := jetstream.New(d.nc)
+	// The async publish timeout makes the library forget a timed-out publish
+	// instead of retrying it behind a later event (see NewJetStream).
+	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncTimeout(publisher.DefaultAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

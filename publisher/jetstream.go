@@ -1,0 +1,209 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// Defaults of JetStreamConfig.
+const (
+	DefaultWindow     = 256
+	DefaultAckTimeout = 5 * time.Second
+)
+
+// ErrAckTimeout is wrapped by the error Publish returns when the broker did
+// not acknowledge an event within JetStreamConfig.AckTimeout. The event may
+// or may not be stored: re-send it with the same ID.
+var ErrAckTimeout = errors.New("no ack in time")
+
+// JetStreamConfig configures a JetStream publisher.
+type JetStreamConfig struct {
+	// Prefix is the subject prefix; default "cvm". The stream (EnsureStream)
+	// must capture Prefix+".>".
+	Prefix string
+	// Window bounds the events of one Publish call in flight (sent, ack not
+	// yet received); default 256.
+	Window int
+	// AckTimeout bounds the wait for each event's ack, counted from when it
+	// was sent, and the whole of PublishScan; default 5s.
+	AckTimeout time.Duration
+}
+
+// JetStream publishes events to a JetStream stream, asynchronously within a
+// bounded window, and reports only what the stream acknowledged. It is safe
+// for concurrent use. Concurrent Publish calls must carry events of different
+// instances (the relay runs one call at a time per target), or the order
+// between those calls is undefined.
+type JetStream struct {
+	js         jetstream.JetStream
+	prefix     string
+	window     int
+	ackTimeout time.Duration
+}
+
+var _ watcher.Publisher = (*JetStream)(nil)
+
+// NewJetStream returns a publisher on js. Create js with
+// jetstream.WithPublishAsyncTimeout(cfg.AckTimeout) (or shorter) so that the
+// library, too, forgets a publish that timed out and never retries it behind
+// a later event; its WithPublishAsyncMaxPending (default 4000) is shared by
+// every publisher on js and should be at least Window.
+func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
+	if js == nil {
+		return nil, errors.New("jetstream publisher: nil jetstream context")
+	}
+	prefix, err := prefixOrDefault(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream publisher: %w", err)
+	}
+	p := &JetStream{js: js, prefix: prefix, window: cfg.Window, ackTimeout: cfg.AckTimeout}
+	if p.window <= 0 {
+		p.window = DefaultWindow
+	}
+	if p.ackTimeout <= 0 {
+		p.ackTimeout = DefaultAckTimeout
+	}
+	return p, nil
+}
+
+// inflight is one event sent and not yet resolved (acked or failed).
+type inflight struct {
+	index    int
+	key      instanceKey
+	fut      jetstream.PubAckFuture
+	deadline time.Time
+	done     bool
+	err      error
+}
+
+// Publish sends events in order, each with Nats-Msg-Id = its ID, keeping at
+// most Window in flight and never two of one instance (it waits for the
+// earlier one's ack first), and waits for every ack. It returns the length
+// of the acknowledged prefix of events; an ack for a duplicate counts. The
+// error describes the first event not acknowledged: an unsafe subject token
+// or ID (nothing of it is published, nor anything after it), a publish
+// refused by the stream, a disconnect (the event may be stored anyway: re-send
+// it), or no ack within AckTimeout (ErrAckTimeout).
+//
+// Once an event fails, nothing more is sent. Canceling ctx also stops
+// sending, but Publish still waits for the events already sent, at most
+// AckTimeout, so that no event of this call is left in flight when it
+// returns: a re-send of the rest can then never overtake one of them.
+func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	b := batch{
+		pending: make([]*inflight, 0, min(len(events), p.window)),
+		busy:    make(map[instanceKey]*inflight, min(len(events), p.window)),
+		failed:  len(events),
+		timer:   time.NewTimer(time.Hour),
+	}
+	defer b.timer.Stop()
+
+	for i, e := range events {
+		if b.failed < i {
+			break // an earlier event failed: nothing after it may count
+		}
+		if err := ctx.Err(); err != nil {
+			b.fail(i, err)
+			break
+		}
+		msg, err := encodeEvent(p.prefix, e)
+		if err != nil {
+			b.fail(i, err)
+			break
+		}
+		for len(b.pending) >= p.window {
+			b.wait(b.pending[0])
+			b.pending = b.pending[1:]
+		}
+		key := keyOf(e)
+		if prev, ok := b.busy[key]; ok {
+			b.wait(prev) // never two events of one instance in flight
+		}
+		if b.failed < i {
+			break // found out while waiting
+		}
+		fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithStallWait(p.ackTimeout))
+		if err != nil {
+			b.fail(i, err)
+			break
+		}
+		f := &inflight{index: i, key: key, fut: fut, deadline: time.Now().Add(p.ackTimeout)}
+		b.pending = append(b.pending, f)
+		b.busy[key] = f
+	}
+	for _, f := range b.pending {
+		b.wait(f)
+	}
+	if b.failed < len(events) {
+		e := events[b.failed]
+		return b.failed, fmt.Errorf("publish event %s (%d of %d, instance %s): %w",
+			e.ID, b.failed+1, len(events), watcher.Quote(e.InstanceID), b.err)
+	}
+	return len(events), nil
+}
+
+// batch is the state of one Publish call.
+type batch struct {
+	pending []*inflight // in send order
+	busy    map[instanceKey]*inflight
+	failed  int // index of the first event known not acked; len(events) if none
+	err     error
+	timer   *time.Timer
+}
+
+func (b *batch) fail(i int, err error) {
+	if i < b.failed {
+		b.failed, b.err = i, err
+	}
+}
+
+// wait resolves f: its ack, its error, or its deadline.
+func (b *batch) wait(f *inflight) {
+	if f.done {
+		return
+	}
+	b.timer.Reset(time.Until(f.deadline))
+	select {
+	case ack := <-f.fut.Ok():
+		if ack == nil {
+			f.err = errors.New("empty ack")
+		}
+	case err := <-f.fut.Err():
+		f.err = err
+	case <-b.timer.C:
+		f.err = ErrAckTimeout
+	}
+	b.timer.Stop()
+	f.done = true
+	if b.busy[f.key] == f {
+		delete(b.busy, f.key)
+	}
+	if f.err != nil {
+		b.fail(f.index, f.err)
+	}
+}
+
+// PublishScan publishes the summary synchronously, with Nats-Msg-Id =
+// ScanMsgID(s) so a repeat is dropped, and waits at most AckTimeout for the
+// ack. It is best effort: the caller logs the error and goes on.
+func (p *JetStream) PublishScan(ctx context.Context, s watcher.ScanSummary) error {
+	msg, err := encodeScan(p.prefix, s)
+	if err != nil {
+		return fmt.Errorf("publish scan summary: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.ackTimeout)
+	defer cancel()
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ScanMsgID(s))); err != nil {
+		return fmt.Errorf("publish scan summary %s: %w", s.Target, err)
+	}
+	return nil
+}

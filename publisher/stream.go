@@ -1,0 +1,116 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of StreamConfig.
+const (
+	DefaultStreamName = "CVMWATCH"
+	// DefaultDuplicates is the de-duplication window: longer than any relay
+	// retry horizon (a re-send after a NATS outage of a few minutes is still
+	// dropped), short enough that the server's memory for message IDs stays
+	// small. Consumers de-duplicate on the event id beyond it.
+	DefaultDuplicates = 10 * time.Minute
+)
+
+// StreamConfig describes the JetStream stream that stores cvmwatch events.
+type StreamConfig struct {
+	// Name of the stream; default "CVMWATCH".
+	Name string
+	// Prefix is the subject prefix; the stream captures Prefix+".>" (state
+	// events and scan summaries). Default "cvm".
+	Prefix string
+	// MaxAge is how long messages are kept. Default 0: forever, because
+	// audit-trail consumers replay the history and a subscriber that was
+	// down longer than MaxAge would miss transitions. Disk use then grows
+	// with the event and heartbeat rate (a few hundred bytes per message);
+	// set a MaxAge (such as 720h) where that matters.
+	MaxAge time.Duration
+	// Duplicates is the window in which a re-sent event ID is dropped;
+	// default 10 minutes. It must not exceed MaxAge when MaxAge is set.
+	Duplicates time.Duration
+	// Replicas is the number of copies in a cluster; default 1.
+	Replicas int
+}
+
+// EnsureStream creates the stream, or updates an existing one to cfg, and
+// returns it. It is idempotent. Storage is always file. An existing stream of
+// that name must already capture Prefix+".>" (other subjects it holds are
+// kept) and use file storage; otherwise EnsureStream changes nothing and
+// returns an error saying what conflicts, rather than taking the stream over.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	name := cfg.Name
+	if name == "" {
+		name = DefaultStreamName
+	}
+	prefix, err := prefixOrDefault(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	subject := prefix + ".>"
+	dup := cfg.Duplicates
+	if dup == 0 {
+		dup = DefaultDuplicates
+	}
+	switch {
+	case dup < 0:
+		return nil, fmt.Errorf("stream %s: duplicates window %s is negative", name, dup)
+	case cfg.MaxAge < 0:
+		return nil, fmt.Errorf("stream %s: max age %s is negative", name, cfg.MaxAge)
+	case cfg.MaxAge > 0 && dup > cfg.MaxAge:
+		return nil, fmt.Errorf("stream %s: duplicates window %s is longer than max age %s", name, dup, cfg.MaxAge)
+	}
+	replicas := cfg.Replicas
+	if replicas <= 0 {
+		replicas = 1
+	}
+
+	s, err := js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        name,
+			Description: "cvmwatch: CVM instance state events and scan summaries",
+			Subjects:    []string{subject},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      cfg.MaxAge,
+			Duplicates:  dup,
+			Replicas:    replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create stream %s on %s: %w", name, subject, err)
+		}
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up stream %s: %w", name, err)
+	}
+
+	have := s.CachedInfo().Config
+	if !slices.Contains(have.Subjects, subject) {
+		return nil, fmt.Errorf("stream %s exists with subjects %q, not %q: use another stream name or fix that stream", name, have.Subjects, subject)
+	}
+	if have.Storage != jetstream.FileStorage {
+		return nil, fmt.Errorf("stream %s exists with %s storage, want file", name, have.Storage)
+	}
+	want := have
+	want.MaxAge = cfg.MaxAge
+	want.Duplicates = dup
+	want.Replicas = replicas
+	if want.MaxAge == have.MaxAge && want.Duplicates == have.Duplicates && want.Replicas == have.Replicas {
+		return s, nil
+	}
+	s, err = js.UpdateStream(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("update stream %s: %w", name, err)
+	}
+	return s, nil
+}

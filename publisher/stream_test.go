@@ -1,0 +1,120 @@
+package publisher_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
+)
+
+func TestEnsureStream(t *testing.T) {
+	t.Parallel()
+	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+	nc := MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}})
+	js := MustJetStream(t, nc, 5*time.Second)
+	ctx := t.Context()
+
+	config := func(t *testing.T, name string) jetstream.StreamConfig {
+		t.Helper()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config
+	}
+
+	t.Run("CreatesWithDefaults", func(t *testing.T) {
+		for range 2 { // idempotent
+			if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := config(t, "CVMWATCH")
+		if got, want := strings.Join(c.Subjects, ","), "cvm.>"; got != want {
+			t.Errorf("subjects %q, want %q", got, want)
+		}
+		if got, want := c.Duplicates, 10*time.Minute; got != want {
+			t.Errorf("duplicates window %s, want %s", got, want)
+		}
+		if c.Storage != jetstream.FileStorage || c.MaxAge != 0 || c.Replicas != 1 {
+			t.Errorf("storage %s, max age %s, replicas %d; want file, 0 (forever), 1", c.Storage, c.MaxAge, c.Replicas)
+		}
+	})
+
+	t.Run("UpdatesLimits", func(t *testing.T) {
+		cfg := publisher.StreamConfig{Name: "UPD", Prefix: "upd", MaxAge: time.Hour, Duplicates: 5 * time.Minute}
+		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "UPD", Prefix: "upd"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := publisher.EnsureStream(ctx, js, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if c := config(t, "UPD"); c.MaxAge != time.Hour || c.Duplicates != 5*time.Minute {
+			t.Errorf("max age %s, duplicates %s; want 1h, 5m", c.MaxAge, c.Duplicates)
+		}
+	})
+
+	t.Run("KeepsExtraSubjects", func(t *testing.T) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EXTRA", Subjects: []string{"extra.>", "more.>"}, Storage: jetstream.FileStorage}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "EXTRA", Prefix: "extra"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Join(config(t, "EXTRA").Subjects, ","), "extra.>,more.>"; got != want {
+			t.Errorf("subjects %q, want %q", got, want)
+		}
+	})
+
+	t.Run("RefusesStreamWithOtherSubjects", func(t *testing.T) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TAKEN", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "TAKEN", Prefix: "taken"})
+		if err == nil || !strings.Contains(err.Error(), "orders.>") || !strings.Contains(err.Error(), "taken.>") {
+			t.Fatalf("EnsureStream on a stream with other subjects: %v; want an error naming both", err)
+		}
+		if got := strings.Join(config(t, "TAKEN").Subjects, ","); got != "orders.>" {
+			t.Fatalf("subjects changed to %q", got)
+		}
+	})
+
+	t.Run("RefusesMemoryStream", func(t *testing.T) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "MEM", Subjects: []string{"mem.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "MEM", Prefix: "mem"}); err == nil || !strings.Contains(err.Error(), "storage") {
+			t.Fatalf("EnsureStream on a memory stream: %v; want a storage error", err)
+		}
+	})
+
+	t.Run("OverlappingStreamIsAnError", func(t *testing.T) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "GRAB", Subjects: []string{"grab.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "MINE", Prefix: "grab"})
+		if err == nil || !strings.Contains(err.Error(), "MINE") {
+			t.Fatalf("EnsureStream with subjects another stream captures: %v; want an error", err)
+		}
+		t.Logf("overlap error: %v", err)
+	})
+
+	t.Run("InvalidConfig", func(t *testing.T) {
+		for _, tt := range []struct {
+			cfg  publisher.StreamConfig
+			want string
+		}{
+			{publisher.StreamConfig{Name: "BAD1", MaxAge: time.Minute}, "longer than max age"},
+			{publisher.StreamConfig{Name: "BAD2", MaxAge: -time.Second}, "negative"},
+			{publisher.StreamConfig{Name: "BAD3", Duplicates: -time.Second}, "negative"},
+			{publisher.StreamConfig{Name: "BAD4", Prefix: "a.*"}, "not a safe subject token"},
+		} {
+			if _, err := publisher.EnsureStream(ctx, js, tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("EnsureStream(%+v) = %v, want an error containing %q", tt.cfg, err, tt.want)
+			}
+		}
+	})
+}
