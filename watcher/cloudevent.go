@@ -112,31 +112,60 @@ type EventData struct {
 }
 
 // MarshalCloudEvent encodes e as a CloudEvents 1.0 structured JSON body.
-// The output is deterministic: the same event always gives the same bytes.
+// The output is deterministic: the same event always gives the same bytes,
+// exactly those encoding/json gives for the contract's field order (a test
+// holds it to that). It is appended by hand because the relay encodes every
+// event it publishes.
 func MarshalCloudEvent(e Event) ([]byte, error) {
-	ce := cloudEvent{
-		SpecVersion:     "1.0",
-		ID:              e.ID,
-		Source:          "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
-		Type:            e.Type(),
-		Subject:         e.InstanceID,
-		Time:            formatTime(e.ObservedAt),
-		DataContentType: "application/json",
-		Data: EventData{
-			Account:    e.Target.Account,
-			Region:     e.Target.Region,
-			InstanceID: e.InstanceID,
-			From:       e.From,
-			To:         e.To,
-			Sequence:   e.Sequence,
-			ObservedAt: formatTime(e.ObservedAt),
-		},
-	}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type())
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, e.InstanceID)
+	b = append(b, `,"time":"`...)
+	b = appendTime(b, e.ObservedAt)
+	b = append(b, `","datacontenttype":"application/json","data":{"account":`...)
+	b = appendJSONString(b, e.Target.Account)
+	b = append(b, `,"region":`...)
+	b = appendJSONString(b, e.Target.Region)
+	b = append(b, `,"instanceId":`...)
+	b = appendJSONString(b, e.InstanceID)
+	b = append(b, `,"from":`...)
+	b = appendJSONString(b, string(e.From))
+	b = append(b, `,"to":`...)
+	b = appendJSONString(b, string(e.To))
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendUint(b, e.Sequence, 10)
+	b = append(b, `,"observedAt":"`...)
+	b = appendTime(b, e.ObservedAt)
+	b = append(b, '"')
 	if !e.PreviousObservedAt.IsZero() {
-		ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
+		b = append(b, `,"previousObservedAt":"`...)
+		b = appendTime(b, e.PreviousObservedAt)
+		b = append(b, '"')
 	}
-	return json.Marshal(ce)
+	return append(b, "}}"...), nil
 }
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (which includes <, > and &).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // rare: values are validated tokens
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, TimeFormat) }
 
 // UnmarshalCloudEvent decodes a body made by MarshalCloudEvent.
 func UnmarshalCloudEvent(b []byte) (Event, error) {

@@ -112,3 +112,57 @@ func TestEventIDIsStableAndDistinct(t *testing.T) {
 		}
 	}
 }
+
+// marshalReference is the plain encoding/json encoding of the contract.
+func marshalReference(e Event) ([]byte, error) {
+	ce := cloudEvent{
+		SpecVersion: "1.0", ID: e.ID, Source: "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
+		Type: e.Type(), Subject: e.InstanceID, Time: formatTime(e.ObservedAt), DataContentType: "application/json",
+		Data: EventData{Account: e.Target.Account, Region: e.Target.Region, InstanceID: e.InstanceID, From: e.From, To: e.To,
+			Sequence: e.Sequence, ObservedAt: formatTime(e.ObservedAt)},
+	}
+	if !e.PreviousObservedAt.IsZero() {
+		ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
+	}
+	return json.Marshal(ce)
+}
+
+// FuzzMarshalCloudEvent holds the hand-written encoder to encoding/json's
+// bytes and checks the round trip, for any strings at all.
+func FuzzMarshalCloudEvent(f *testing.F) {
+	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "RUNNING", "STOPPED", uint64(7), int64(1796000000123), int64(1796000000000))
+	f.Add("a<b", "r\"", "ins-\u2028", "ABSENT", "x\\y", uint64(1), int64(0), int64(-5))
+	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0))
+	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64) {
+		obs := time.UnixMilli(obsMs % 1e14).UTC()
+		e := Event{ID: id + "x", Target: Target{Account: acct, Region: region}, InstanceID: id,
+			From: State(from), To: State(to), Sequence: seq, ObservedAt: obs}
+		if prevMs > 0 {
+			e.PreviousObservedAt = time.UnixMilli(prevMs % 1e14).UTC()
+		}
+		got, err := MarshalCloudEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := marshalReference(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encoding differs from encoding/json:\n got %s\nwant %s", got, want)
+		}
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON: %s", got)
+		}
+	})
+}
+
+func BenchmarkMarshalCloudEvent(b *testing.B) {
+	e := goldenEvents()["state_changed"]
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := MarshalCloudEvent(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
