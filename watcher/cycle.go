@@ -59,10 +59,12 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (Commit, error) {
 			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
 	}
 	c := d.Resolve(lr, lookupStart, lookupDone)
+	w.crash(CrashAfterScan)
 
 	if _, _, err := w.cfg.Store.Commit(ctx, t.Target, c); err != nil {
 		return Commit{}, fmt.Errorf("commit %s: %w", t.Target, err)
 	}
+	w.crash(CrashAfterCommit)
 	t.snap.Apply(c, scan)
 	select {
 	case t.wake <- struct{}{}:

@@ -56,6 +56,15 @@ func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (int, error) {
 	}
 	acked, pubErr := w.cfg.Publisher.Publish(ctx, events)
 	if acked > 0 {
+		w.crash(CrashAfterPublish)
+	}
+	if acked > 1 && w.cfg.Crash != nil {
+		if err := w.cfg.Store.Acknowledge(ctx, tg, entries[acked/2-1].Seq); err != nil {
+			return 0, err
+		}
+		w.crash(CrashMidAck)
+	}
+	if acked > 0 {
 		if err := w.cfg.Store.Acknowledge(ctx, tg, entries[acked-1].Seq); err != nil {
 			return 0, err
 		}

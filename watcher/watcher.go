@@ -32,6 +32,24 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Crash, if set, is called at each named crash point (the Crash*
+	// constants). Tests set it to kill the process there, to prove that a
+	// crash at any step loses nothing. Production leaves it nil.
+	Crash func(point string)
+}
+
+// Crash points: the steps between which a crash must lose nothing.
+const (
+	CrashAfterScan    = "after-scan"    // scanned and diffed, nothing committed
+	CrashAfterCommit  = "after-commit"  // committed, nothing published
+	CrashAfterPublish = "after-publish" // published, outbox not yet acknowledged
+	CrashMidAck       = "mid-ack"       // part of a published batch acknowledged
+)
+
+func (w *Watcher) crash(point string) {
+	if w.cfg.Crash != nil {
+		w.cfg.Crash(point)
+	}
 }
 
 // TargetSource pairs a target with the source that lists it.

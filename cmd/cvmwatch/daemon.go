@@ -109,6 +109,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	}
 	d.watcher, err = watcher.New(watcher.Config{
 		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
+		Crash: crashHook(os.Getenv(crashEnv)),
 	}, sources)
 	if err != nil {
 		return nil, err
