@@ -11,7 +11,17 @@ import (
 // candidates, commit snapshot changes and events in one store transaction,
 // then wake the relay. The in-memory snapshot advances only once the commit
 // is durable. A cancelled context abandons the cycle before the commit.
-func (w *Watcher) cycle(ctx context.Context, t *target) (Commit, error) {
+func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
+	committed := false
+	defer func() {
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		t.setError(err)
+		if !committed {
+			w.cfg.Observer.CycleFailed(t.Target, err)
+		}
+	}()
 	if t.snap == nil {
 		snap, err := LoadSnapshot(func(fn func(Record) error) (ScanMeta, error) {
 			return w.cfg.Store.Load(ctx, t.Target, fn)
@@ -58,36 +68,63 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (Commit, error) {
 			"no instance is declared gone until it persists",
 			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
 	}
-	c := d.Resolve(lr, lookupStart, lookupDone)
+	c = d.Resolve(lr, lookupStart, lookupDone)
 	w.crash(CrashAfterScan)
 
 	if _, _, err := w.cfg.Store.Commit(ctx, t.Target, c); err != nil {
 		return Commit{}, fmt.Errorf("commit %s: %w", t.Target, err)
 	}
+	committed = true
 	w.crash(CrashAfterCommit)
 	t.snap.Apply(c, scan)
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
-	if len(c.Events) > 0 || !scan.Complete {
-		t.log.Info("scan committed", "complete", scan.Complete, "events", len(c.Events),
-			"instances", len(scan.Observations), "duration", scan.Stats.Duration.Round(time.Millisecond))
-	} else {
-		t.log.Debug("scan committed", "complete", true, "instances", len(scan.Observations),
-			"duration", scan.Stats.Duration.Round(time.Millisecond))
+	byState := t.snap.CountByState()
+	t.log.Info("scan", "complete", scan.Complete, "events", len(c.Events), "instances", len(scan.Observations),
+		"pages", scan.Stats.Pages, "requests", scan.Stats.Requests, "retries", scan.Stats.Retries,
+		"throttles", scan.Stats.Throttles, "rejected", scan.Stats.Rejected, "held", d.Held(),
+		"duration", scan.Stats.Duration.Round(time.Millisecond))
+	t.mu.Lock()
+	t.status.LastScan, t.status.Baselined, t.status.ByState, t.status.Held = c.Meta.LastScan, c.Meta.Baselined, byState, d.Held()
+	t.status.LastComplete = c.Meta.LastComplete
+	t.status.LastError = ""
+	if scanErr != nil {
+		t.status.LastError = scanErr.Error()
 	}
-	w.publishSummary(ctx, t, scan, c, d.Held())
+	t.mu.Unlock()
+	w.cfg.Observer.ScanCommitted(t.Target, scan, c, byState, d.Held())
+	w.observeOutbox(ctx, t)
+	w.publishSummary(ctx, t, scan, c, byState, d.Held())
 	return c, scanErr
+}
+
+func (t *target) setError(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.status.LastError = err.Error()
+}
+
+// observeOutbox reports the outbox's depth and age to the status and the
+// observer.
+func (w *Watcher) observeOutbox(ctx context.Context, t *target) {
+	depth, oldest, err := w.cfg.Store.OutboxStats(ctx, t.Target)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	t.status.OutboxDepth, t.status.OutboxOldest = depth, oldest
+	t.mu.Unlock()
+	w.cfg.Observer.OutboxState(t.Target, depth, oldest)
 }
 
 // publishSummary sends the heartbeat in the background, one at a time per
 // target, so a slow or absent broker never delays scanning.
-func (w *Watcher) publishSummary(ctx context.Context, t *target, scan Scan, c Commit, held int) {
+func (w *Watcher) publishSummary(ctx context.Context, t *target, scan Scan, c Commit, byState map[State]int, held int) {
 	if !t.summaryBusy.TryLock() {
 		return
 	}
-	byState := t.snap.CountByState()
 	n := 0
 	for _, v := range byState {
 		n += v

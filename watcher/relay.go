@@ -45,11 +45,20 @@ func (w *Watcher) relayLoop(ctx, scanCtx context.Context, t *target) {
 // RelayOnce publishes up to RelayWindow entries from the head of a target's
 // outbox and deletes the acknowledged prefix. It returns how many entries
 // were published and acknowledged.
-func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (int, error) {
+func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (n int, err error) {
 	entries, err := w.cfg.Store.Outbox(ctx, tg, 0, w.cfg.RelayWindow)
 	if err != nil || len(entries) == 0 {
 		return 0, err
 	}
+	start := w.cfg.Now()
+	defer func() {
+		w.cfg.Observer.Relayed(tg, n, w.cfg.Now().Sub(start), err)
+		for _, t := range w.targets {
+			if t.Target == tg {
+				w.observeOutbox(context.WithoutCancel(ctx), t)
+			}
+		}
+	}()
 	events := make([]Event, len(entries))
 	for i, e := range entries {
 		events[i] = e.Event

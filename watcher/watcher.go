@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -32,6 +34,14 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Observer is told about scans, commits and relays; default: nobody.
+	Observer Observer
+	// Jitter delays each target's first scan by a random fraction of
+	// Interval (0 to Jitter*Interval) so targets do not fire together.
+	Jitter float64
+	// MaxConcurrentScans caps the scans running at once across targets;
+	// 0 means no cap.
+	MaxConcurrentScans int
 	// Crash, if set, is called at each named crash point (the Crash*
 	// constants). Tests set it to kill the process there, to prove that a
 	// crash at any step loses nothing. Production leaves it nil.
@@ -65,6 +75,8 @@ type Watcher struct {
 	cfg     Config
 	log     *slog.Logger
 	targets []*target
+	// scanSlots bounds concurrent scans (nil: no bound).
+	scanSlots chan struct{}
 }
 
 // target is the per-target state; the loop goroutine owns snap.
@@ -78,6 +90,9 @@ type target struct {
 	wake chan struct{}
 	// scanSummary guards one heartbeat publish in flight.
 	summaryBusy sync.Mutex
+
+	mu     sync.Mutex // guards status
+	status TargetStatus
 }
 
 // New returns a Watcher for targets. Two targets must not be equal.
@@ -106,7 +121,13 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	w := &Watcher{cfg: cfg, log: cfg.Logger}
+	if cfg.MaxConcurrentScans > 0 {
+		w.scanSlots = make(chan struct{}, cfg.MaxConcurrentScans)
+	}
 	seen := map[Target]bool{}
 	for _, ts := range targets {
 		if seen[ts.Target] {
@@ -124,6 +145,7 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 			source: ts.Source,
 			log:    cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
 			wake:   make(chan struct{}, 1),
+			status: TargetStatus{Target: ts.Target},
 		})
 	}
 	return w, nil
@@ -150,10 +172,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) scanLoop(ctx context.Context, t *target) {
+	if w.cfg.Jitter > 0 {
+		delay := time.Duration(rand.Float64() * w.cfg.Jitter * float64(w.cfg.Interval))
+		if !sleepCtx(ctx, delay) {
+			return
+		}
+	}
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
 	for {
-		if _, err := w.cycle(ctx, t); err != nil && ctx.Err() == nil {
+		if !w.acquireScanSlot(ctx) {
+			return
+		}
+		_, err := w.cycle(ctx, t)
+		w.releaseScanSlot()
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrIncomplete) {
 			t.log.Error("scan cycle", "err", err)
 		}
 		select {
@@ -163,6 +196,41 @@ func (w *Watcher) scanLoop(ctx context.Context, t *target) {
 		}
 	}
 }
+
+func (w *Watcher) acquireScanSlot(ctx context.Context) bool {
+	if w.scanSlots == nil {
+		return ctx.Err() == nil
+	}
+	select {
+	case w.scanSlots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *Watcher) releaseScanSlot() {
+	if w.scanSlots != nil {
+		<-w.scanSlots
+	}
+}
+
+// Status returns what the loop knows about every target, in configuration
+// order. Safe to call while Run runs.
+func (w *Watcher) Status() []TargetStatus {
+	out := make([]TargetStatus, 0, len(w.targets))
+	for _, t := range w.targets {
+		t.mu.Lock()
+		s := t.status
+		s.ByState = maps.Clone(s.ByState)
+		t.mu.Unlock()
+		out = append(out, s)
+	}
+	return out
+}
+
+// Interval is the configured time between scans of a target.
+func (w *Watcher) Interval() time.Duration { return w.cfg.Interval }
 
 // ScanOnce runs one cycle for target synchronously and returns the commit
 // it made. It must not run concurrently with Run or another ScanOnce of the

@@ -49,6 +49,11 @@ type PollConfig struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// PageConcurrency bounds the pages of one scan in flight.
 	PageConcurrency int `yaml:"page_concurrency"`
+	// Jitter delays each target's first scan by up to this fraction of the
+	// interval, so targets do not all fire at once.
+	Jitter float64 `yaml:"jitter"`
+	// MaxConcurrentScans caps the targets scanned at once (0: no cap).
+	MaxConcurrentScans int `yaml:"max_concurrent_scans"`
 }
 
 // EventsConfig tunes how observations become events.

@@ -20,6 +20,7 @@ const (
 	defaultNATSListen    = "127.0.0.1:4222"
 	defaultHTTPListen    = "127.0.0.1:9090"
 	defaultDuplicates    = 10 * time.Minute
+	defaultJitter        = 0.2
 )
 
 func (c *Config) applyDefaults() {
@@ -34,6 +35,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Poll.PageConcurrency == 0 {
 		c.Poll.PageConcurrency = cvm.DefaultPageConcurrency
+	}
+	if c.Poll.Jitter == 0 {
+		c.Poll.Jitter = defaultJitter
 	}
 	p := watcher.DefaultPolicy()
 	e := &c.Events
@@ -132,6 +136,12 @@ func (c *Config) validate() configErrors {
 	}
 	if n := c.Poll.PageConcurrency; n < 1 || n > 64 {
 		bad("poll.page_concurrency", "%d must be in [1, 64]", n)
+	}
+	if j := c.Poll.Jitter; j < 0 || j > 1 {
+		bad("poll.jitter", "%v must be in [0, 1]", j)
+	}
+	if n := c.Poll.MaxConcurrentScans; n < 0 {
+		bad("poll.max_concurrent_scans", "%d must not be negative", n)
 	}
 	e := c.Events
 	if e.ConfirmScans < 1 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,8 @@ import (
 // releases everything in reverse order.
 type daemon struct {
 	cfg      *Config
+	metrics  *metrics
+	httpLn   net.Listener
 	log      *slog.Logger
 	store    *store.Bolt
 	embedded *publisher.Embedded
@@ -76,6 +79,13 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 
+	d.metrics = newMetrics(d.nc)
+	// Bind the metrics and health address now, so a conflict is a start-up
+	// error, not a surprise later.
+	if d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+
 	pub, err := d.publisher(ctx)
 	if err != nil {
 		return nil, err
@@ -98,7 +108,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 			t := watcher.Target{Account: a.Name, Region: region}
 			s, err := cvm.NewScanner(cvm.ScannerConfig{
 				Target: t, Client: client, Limiter: limiters.Get(a.Name + "/" + cvm.ActionDescribeInstancesStatus),
-				PageConcurrency: cfg.Poll.PageConcurrency, Logger: log,
+				PageConcurrency: cfg.Poll.PageConcurrency, Logger: log, Observer: d.metrics,
 			})
 			if err != nil {
 				return nil, err
@@ -109,6 +119,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	}
 	d.watcher, err = watcher.New(watcher.Config{
 		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
+		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
 		Crash: crashHook(os.Getenv(crashEnv)),
 	}, sources)
 	if err != nil {
@@ -154,12 +165,26 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	return publisher.NewJetStream(js, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
 }
 
-// Run runs the watcher until ctx is done.
+// Run runs the watcher and the metrics and health endpoints until ctx is
+// done.
 func (d *daemon) Run(ctx context.Context) error {
 	d.log.Info("cvmwatch running", "version", version, "targets", len(d.targets),
-		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream)
-	return d.watcher.Run(ctx)
+		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
+	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, time.Now), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(d.httpLn) }()
+	err := d.watcher.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("http: %w", serr)
+	}
+	return err
 }
+
+// HTTPAddr is the address the metrics and health endpoints listen on.
+func (d *daemon) HTTPAddr() string { return d.httpLn.Addr().String() }
 
 // Close releases everything in reverse order of opening and returns the
 // first error.
@@ -173,6 +198,9 @@ func (d *daemon) Close() error {
 	}
 	if d.embedded != nil {
 		d.embedded.Shutdown()
+	}
+	if d.httpLn != nil {
+		d.httpLn.Close() // no-op once the server has closed it
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

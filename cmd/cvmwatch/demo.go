@@ -93,6 +93,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		}},
 		Poll: PollConfig{Interval: Duration(f.interval)},
 		NATS: NATSConfig{Listen: f.natsListen},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
 	}
 	cfg.applyDefaults()
 	if problems := cfg.validate(); len(problems) > 0 {
@@ -112,6 +113,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 	fmt.Fprintf(out, "simulated CVM API: %s (%d instances per region, %.1f lifecycle operations/s)\n",
 		srv.URL(), f.sim.instances, f.sim.churn)
 	fmt.Fprintf(out, "NATS with JetStream: %s  (try: nats --server %s sub 'cvm.>')\n", d.nc.ConnectedUrlRedacted(), d.nc.ConnectedUrlRedacted())
+	fmt.Fprintf(out, "metrics and health: http://%s/metrics  /readyz\n", d.HTTPAddr())
 	fmt.Fprintf(out, "scanning every %v; the first scan is a silent baseline, then every change is an event:\n\n", f.interval)
 
 	p := &printer{out: out, seen: map[string]bool{}}

@@ -54,6 +54,7 @@ func newHarness(t *testing.T, instances int) *harness {
 		}},
 		Poll: PollConfig{Interval: Duration(time.Hour)},
 		NATS: NATSConfig{URL: fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
 	}
 	h.cfg.applyDefaults()
 	if errs := h.cfg.validate(); len(errs) > 0 {
@@ -480,6 +481,8 @@ poll:
   interval: 1s
 nats:
   listen: 127.0.0.1:%d
+http:
+  listen: 127.0.0.1:0
 log:
   level: debug
 `, filepath.Join(dir, "data"), sim.URL(), natsPort)

@@ -43,8 +43,13 @@ type ScannerConfig struct {
 	// DefaultMaxInstances. A larger one makes the scan incomplete.
 	MaxInstances int
 	Retry        RetryPolicy
-	// Logger receives warnings about rejected items; default slog.Default().
+	// Logger receives warnings about rejected items and the progress of long
+	// scans; default slog.Default().
 	Logger *slog.Logger
+	// Observer is told about every request and the scan's progress.
+	Observer Observer
+	// ProgressEvery is how often a long scan logs its progress; default 10s.
+	ProgressEvery time.Duration
 }
 
 // Scanner lists one target's instances through the official SDK. It
@@ -57,6 +62,8 @@ type Scanner struct {
 	maxInst     int
 	retry       RetryPolicy
 	log         *slog.Logger
+	obs         Observer
+	progEvery   time.Duration
 }
 
 var _ watcher.Source = (*Scanner)(nil)
@@ -84,6 +91,14 @@ func NewScanner(cfg ScannerConfig) (*Scanner, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.obs = cfg.Observer
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	s.progEvery = cfg.ProgressEvery
+	if s.progEvery <= 0 {
+		s.progEvery = 10 * time.Second
+	}
 	s.log = s.log.With("account", cfg.Target.Account, "region", cfg.Target.Region)
 	return s, nil
 }
@@ -102,6 +117,8 @@ func (s *Scanner) Scan(ctx context.Context) (watcher.Scan, error) {
 	var st callStats
 	acc := newAccumulator()
 	var failures []error
+	stopProgress := s.reportProgress(ctx, &st)
+	defer stopProgress()
 
 	first, err := s.describe(ctx, &st, describeArgs{offset: 0, limit: PageSize})
 	if err != nil {
@@ -118,6 +135,7 @@ func (s *Scanner) Scan(ctx context.Context) (watcher.Scan, error) {
 	for off := PageSize; off < total; off += PageSize {
 		offsets = append(offsets, off)
 	}
+	st.pagesTotal.Store(int64(len(offsets) + 1))
 	pages, pageErrs := s.fetchAll(ctx, cancel, &st, offsets)
 	last := first
 	for _, p := range pages {
@@ -131,6 +149,7 @@ func (s *Scanner) Scan(ctx context.Context) (watcher.Scan, error) {
 	// More items than TotalCount said: page on until a short page.
 	if len(failures) == 0 && last.raw >= PageSize && (acc.distinct() > total || acc.drift) {
 		for off := last.offset + PageSize; off < s.maxInst; off += PageSize {
+			st.pagesTotal.Add(1)
 			p, err := s.describe(ctx, &st, describeArgs{offset: off, limit: PageSize})
 			if err != nil {
 				failures = append(failures, fmt.Errorf("offset %d: %w", off, err))
@@ -235,6 +254,30 @@ type describeArgs struct {
 // callStats counts requests across the goroutines of one scan or lookup.
 type callStats struct {
 	requests, retries, throttles atomicInt
+	// pagesDone and pagesTotal track a scan's progress.
+	pagesDone, pagesTotal atomicInt
+}
+
+// reportProgress tells the observer of every page done and logs a long
+// scan's progress every ProgressEvery; the returned func stops it.
+func (s *Scanner) reportProgress(ctx context.Context, st *callStats) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(s.progEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				s.log.Info("scan in progress", "pages_done", st.pagesDone.Load(), "pages_total", st.pagesTotal.Load(),
+					"requests", st.requests.Load(), "throttles", st.throttles.Load())
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // describe sends one request with retries: server, network and malformed
@@ -246,12 +289,18 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 			return page{}, fmt.Errorf("rate limiter: %w", err)
 		}
 		st.requests.Add(1)
+		sent := time.Now()
 		p, err := s.describeOnce(ctx, args)
 		if err == nil {
+			s.obs.Request(s.target.Account, ActionDescribeInstancesStatus, "OK", time.Since(sent))
 			s.limiter.Succeeded()
+			if args.ids == nil {
+				s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
+			}
 			return p, nil
 		}
 		err, c := wrapError(ctx, ActionDescribeInstancesStatus, err)
+		s.obs.Request(s.target.Account, ActionDescribeInstancesStatus, codeOf(err, c), time.Since(sent))
 		switch c {
 		case classCanceled, classAuth, classReject:
 			return page{}, err

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// ANSI colours of the readable event line.
+const (
+	ansiReset  = "\x1b[0m"
+	ansiDim    = "\x1b[2m"
+	ansiBold   = "\x1b[1m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+// lineTimeFormat is the time of an event line: RFC 3339 with milliseconds,
+// in the local zone (UTC in a container without TZ).
+const lineTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// eventWriter prints events for a person (one aligned line each) or for a
+// program (--json: each CloudEvent as received, one per line).
+type eventWriter struct {
+	out   io.Writer
+	json  bool
+	color bool
+	loc   *time.Location
+}
+
+// write prints one message body. A body that is not a cvmwatch event is
+// reported as an error and not printed.
+func (w *eventWriter) write(subject string, data []byte) error {
+	if w.json {
+		var b bytes.Buffer
+		if err := json.Compact(&b, data); err != nil {
+			return fmt.Errorf("message on %s is not JSON: %w", watcher.Quote(subject), err)
+		}
+		b.WriteByte('\n')
+		_, err := w.out.Write(b.Bytes())
+		return err
+	}
+	e, err := watcher.UnmarshalCloudEvent(data)
+	if err != nil {
+		return fmt.Errorf("message on %s: %w", watcher.Quote(subject), err)
+	}
+	_, err = io.WriteString(w.out, w.line(e)+"\n")
+	return err
+}
+
+// line renders e as
+//
+//	2026-11-26T23:10:00.000Z  prod/ap-guangzhou  ins-r8hr2upy  RUNNING -> STOPPED  #7  window 29.877s
+//
+// where the window is how long before the time the instance was last seen
+// in FROM: the change happened within it. An appearance has no window.
+func (w *eventWriter) line(e watcher.Event) string {
+	loc := w.loc
+	if loc == nil {
+		loc = time.Local
+	}
+	window := "first seen"
+	if !e.PreviousObservedAt.IsZero() {
+		window = "window " + e.ObservedAt.Sub(e.PreviousObservedAt).Round(time.Millisecond).String()
+	}
+	from, to := fmt.Sprintf("%-13s", e.From), fmt.Sprintf("%-13s", e.To)
+	target := fmt.Sprintf("%-24s", e.Target.String())
+	ts := e.ObservedAt.In(loc).Format(lineTimeFormat)
+	seq := fmt.Sprintf("#%-4d", e.Sequence)
+	if w.color {
+		ts = ansiDim + ts + ansiReset
+		target = ansiCyan + target + ansiReset
+		from = stateColor(e.From) + from + ansiReset
+		to = ansiBold + stateColor(e.To) + to + ansiReset
+		window = ansiDim + window + ansiReset
+	}
+	return strings.Join([]string{ts, target, fmt.Sprintf("%-12s", e.InstanceID), from + " -> " + to, seq, window}, "  ")
+}
+
+// stateColor picks a colour per CVM state: green running, red stopped or
+// gone, yellow for everything in between.
+func stateColor(s watcher.State) string {
+	switch s {
+	case "RUNNING":
+		return ansiGreen
+	case "STOPPED", "SHUTDOWN", "TERMINATING", "LAUNCH_FAILED", watcher.Absent:
+		return ansiRed
+	default:
+		return ansiYellow
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// targetHealth is one target in the /readyz and /api/state bodies.
+type targetHealth struct {
+	Target          string         `json:"target"`
+	Ready           bool           `json:"ready"`
+	Reason          string         `json:"reason,omitempty"`
+	Baselined       bool           `json:"baselined"`
+	LastScan        *time.Time     `json:"lastScan,omitempty"`
+	LastComplete    *time.Time     `json:"lastComplete,omitempty"`
+	ByState         map[string]int `json:"byState,omitempty"`
+	Held            int            `json:"heldDisappearances"`
+	OutboxDepth     int            `json:"outboxDepth"`
+	OutboxOldestAge float64        `json:"outboxOldestAgeSeconds"`
+	LastError       string         `json:"lastError,omitempty"`
+}
+
+// judge says whether a target is ready: it completed a scan within three
+// intervals, and its outbox is draining (its oldest event is younger than
+// three intervals).
+func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) targetHealth {
+	h := targetHealth{Target: s.Target.String(), Baselined: s.Baselined, Held: s.Held,
+		OutboxDepth: s.OutboxDepth, LastError: s.LastError, ByState: map[string]int{}}
+	for st, n := range s.ByState {
+		h.ByState[string(st)] = n
+	}
+	if !s.LastScan.IsZero() {
+		h.LastScan = &s.LastScan
+	}
+	if !s.LastComplete.IsZero() {
+		h.LastComplete = &s.LastComplete
+	}
+	if !s.OutboxOldest.IsZero() {
+		h.OutboxOldestAge = now.Sub(s.OutboxOldest).Seconds()
+	}
+	limit := 3 * interval
+	switch {
+	case s.LastComplete.IsZero():
+		h.Reason = "no complete scan yet"
+	case now.Sub(s.LastComplete) > limit:
+		h.Reason = fmt.Sprintf("last complete scan %s ago, more than 3 intervals", now.Sub(s.LastComplete).Round(time.Second))
+	case !s.OutboxOldest.IsZero() && now.Sub(s.OutboxOldest) > limit:
+		h.Reason = fmt.Sprintf("outbox not draining: %d events, oldest %s old", s.OutboxDepth, now.Sub(s.OutboxOldest).Round(time.Second))
+	default:
+		h.Ready = true
+	}
+	return h
+}
+
+// newHTTPHandler serves /metrics, /healthz, /readyz and /api/state.
+func newHTTPHandler(w *watcher.Watcher, m *metrics, now func() time.Time) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, map[string]any{"status": "alive", "version": version})
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		ready, targets := true, []targetHealth{}
+		for _, s := range w.Status() {
+			h := judge(s, w.Interval(), now())
+			ready = ready && h.Ready
+			targets = append(targets, h)
+		}
+		status, code := "ready", http.StatusOK
+		if !ready {
+			status, code = "not ready", http.StatusServiceUnavailable
+		}
+		writeJSON(rw, code, map[string]any{"status": status, "targets": targets})
+	})
+	mux.HandleFunc("GET /api/state", func(rw http.ResponseWriter, _ *http.Request) {
+		var targets []targetHealth
+		for _, s := range w.Status() {
+			targets = append(targets, judge(s, w.Interval(), now()))
+		}
+		writeJSON(rw, http.StatusOK, map[string]any{"targets": targets})
+	})
+	return mux
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	json.NewEncoder(rw).Encode(v)
+}

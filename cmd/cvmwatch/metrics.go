@@ -1,0 +1,196 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
+)
+
+// metrics implements watcher.Observer and cvm.Observer on Prometheus. Every
+// label is bounded: accounts and regions come from the configuration, states
+// and error codes from the API's finite sets (validated tokens), never an
+// instance ID.
+type metrics struct {
+	reg *prometheus.Registry
+
+	scanDuration   *prometheus.HistogramVec
+	scans          *prometheus.CounterVec
+	pages          *prometheus.CounterVec
+	apiRequests    *prometheus.CounterVec
+	apiDuration    *prometheus.HistogramVec
+	throttles      *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	instances      *prometheus.GaugeVec
+	events         *prometheus.CounterVec
+	held           *prometheus.GaugeVec
+	lastComplete   *prometheus.GaugeVec
+	scanProgress   *prometheus.GaugeVec
+	cycleFailures  *prometheus.CounterVec
+	outboxDepth    *prometheus.GaugeVec
+	outboxOldest   *prometheus.GaugeVec
+	relayDuration  *prometheus.HistogramVec
+	relayPublished *prometheus.CounterVec
+	relayFailures  *prometheus.CounterVec
+}
+
+var (
+	_ watcher.Observer = (*metrics)(nil)
+	_ cvm.Observer     = (*metrics)(nil)
+)
+
+const ns = "cvmwatch"
+
+func newMetrics(nc *nats.Conn) *metrics {
+	tl := []string{"account", "region"}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "scan_duration_seconds",
+			Help:    "Duration of a scan of one target (all pages), by completeness.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, append(tl, "complete")),
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scans_total",
+			Help: "Committed scans, by completeness."}, append(tl, "complete")),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scan_pages_total",
+			Help: "DescribeInstancesStatus pages read successfully by scans."}, tl),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
+			Help: "Tencent Cloud API requests, by action and result code (OK, a Tencent error code, or ClientError.*)."},
+			[]string{"account", "action", "code"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "api_request_duration_seconds",
+			Help: "Latency of Tencent Cloud API requests.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)},
+			[]string{"action"}),
+		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_throttles_total",
+			Help: "API requests answered RequestLimitExceeded*."}, []string{"account", "action"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scan_retries_total",
+			Help: "API requests of scans that were retries."}, tl),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scan_rejected_items_total",
+			Help: "Listing items rejected as malformed or hostile."}, tl),
+		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "instances",
+			Help: "Live instances per state after the latest commit."}, append(tl, "state")),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
+			Help: "Events committed to the outbox, by transition."}, append(tl, "from", "to")),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_disappearances",
+			Help: "Instances missing in a mass disappearance, held back until it persists."}, tl),
+		lastComplete: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_complete_scan_timestamp_seconds",
+			Help: "Start of the latest committed complete scan (unix seconds)."}, tl),
+		scanProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "scan_progress_ratio",
+			Help: "Pages done / pages known of the scan in progress."}, tl),
+		cycleFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycle_failures_total",
+			Help: "Scan cycles that committed nothing (auth failure, total API failure, commit failure)."}, tl),
+		outboxDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_depth",
+			Help: "Events committed and not yet acknowledged by NATS."}, tl),
+		outboxOldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_oldest_timestamp_seconds",
+			Help: "observedAt of the oldest event in the outbox (unix seconds; 0 when empty)."}, tl),
+		relayDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "relay_publish_duration_seconds",
+			Help:    "Duration of one relay publish of a batch, until its acknowledgements.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, tl),
+		relayPublished: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "relay_published_total",
+			Help: "Events published and acknowledged."}, tl),
+		relayFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "relay_failures_total",
+			Help: "Relay attempts that did not publish the whole batch."}, tl),
+	}
+	m.reg.MustRegister(m.scanDuration, m.scans, m.pages, m.apiRequests, m.apiDuration, m.throttles, m.retries,
+		m.rejected, m.instances, m.events, m.held, m.lastComplete, m.scanProgress, m.cycleFailures, m.outboxDepth,
+		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_oldest_age_seconds",
+		Help: "Age of the oldest event in any outbox (0 when all are empty)."}, m.oldestAge))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": version}})
+	build.Set(1)
+	m.reg.MustRegister(build)
+	if nc != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
+			Help: "1 while the NATS connection is up."}, func() float64 {
+			if nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	return m
+}
+
+// oldestAge is the age of the oldest outbox entry across targets.
+func (m *metrics) oldestAge() float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.outboxOldest.Collect(ch); close(ch) }()
+	oldest := 0.0
+	for metric := range ch {
+		var pb = dtoGauge(metric)
+		if pb > 0 && (oldest == 0 || pb < oldest) {
+			oldest = pb
+		}
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return float64(time.Now().UnixMilli())/1000 - oldest
+}
+
+func (m *metrics) ScanCommitted(t watcher.Target, scan watcher.Scan, c watcher.Commit, byState map[watcher.State]int, held int) {
+	complete := boolLabel(scan.Complete)
+	m.scanDuration.WithLabelValues(t.Account, t.Region, complete).Observe(scan.Stats.Duration.Seconds())
+	m.scans.WithLabelValues(t.Account, t.Region, complete).Inc()
+	m.pages.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Pages))
+	m.retries.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Retries))
+	m.rejected.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Rejected))
+	for _, e := range c.Events {
+		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
+	}
+	m.instances.DeletePartialMatch(prometheus.Labels{"account": t.Account, "region": t.Region})
+	for st, n := range byState {
+		m.instances.WithLabelValues(t.Account, t.Region, string(st)).Set(float64(n))
+	}
+	m.held.WithLabelValues(t.Account, t.Region).Set(float64(held))
+	if scan.Complete {
+		m.lastComplete.WithLabelValues(t.Account, t.Region).Set(float64(c.Meta.LastComplete.UnixMilli()) / 1000)
+	}
+}
+
+func (m *metrics) CycleFailed(t watcher.Target, err error) {
+	m.cycleFailures.WithLabelValues(t.Account, t.Region).Inc()
+}
+
+func (m *metrics) Relayed(t watcher.Target, published int, took time.Duration, err error) {
+	m.relayDuration.WithLabelValues(t.Account, t.Region).Observe(took.Seconds())
+	m.relayPublished.WithLabelValues(t.Account, t.Region).Add(float64(published))
+	if err != nil {
+		m.relayFailures.WithLabelValues(t.Account, t.Region).Inc()
+	}
+}
+
+func (m *metrics) OutboxState(t watcher.Target, depth int, oldest time.Time) {
+	m.outboxDepth.WithLabelValues(t.Account, t.Region).Set(float64(depth))
+	ts := 0.0
+	if !oldest.IsZero() {
+		ts = float64(oldest.UnixMilli()) / 1000
+	}
+	m.outboxOldest.WithLabelValues(t.Account, t.Region).Set(ts)
+}
+
+func (m *metrics) Request(account, action, code string, took time.Duration) {
+	m.apiRequests.WithLabelValues(account, action, code).Inc()
+	m.apiDuration.WithLabelValues(action).Observe(took.Seconds())
+	if strings.HasPrefix(code, "RequestLimitExceeded") {
+		m.throttles.WithLabelValues(account, action).Inc()
+	}
+}
+
+func (m *metrics) Progress(t watcher.Target, done, total int) {
+	if total > 0 {
+		m.scanProgress.WithLabelValues(t.Account, t.Region).Set(float64(done) / float64(total))
+	}
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}

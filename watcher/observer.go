@@ -1,0 +1,49 @@
+package watcher
+
+import (
+	"time"
+)
+
+// Observer is told what the loop and the relay do, for metrics and logs.
+// Calls come from every target's goroutines at once: implementations must be
+// safe for concurrent use and quick, and must not keep the Scan or Commit.
+type Observer interface {
+	// ScanCommitted follows every durable commit of a scan. byState counts
+	// the target's live instances after it; held counts disappearances held
+	// back as a mass disappearance.
+	ScanCommitted(t Target, scan Scan, c Commit, byState map[State]int, held int)
+	// CycleFailed follows a cycle that committed nothing (the scan learned
+	// nothing, the snapshot could not be loaded, or the commit failed).
+	CycleFailed(t Target, err error)
+	// Relayed follows every relay attempt that had entries to publish.
+	Relayed(t Target, published int, took time.Duration, err error)
+	// OutboxState follows every commit and relay attempt.
+	OutboxState(t Target, depth int, oldest time.Time)
+}
+
+// TargetStatus is what the loop knows about a target's progress, for health
+// checks and the state command.
+type TargetStatus struct {
+	Target Target
+	// LastScan and LastComplete are when the latest committed scan and the
+	// latest committed complete scan started (zero: none yet).
+	LastScan     time.Time
+	LastComplete time.Time
+	Baselined    bool
+	// ByState counts live instances per state after the latest commit.
+	ByState map[State]int
+	// Held counts disappearances currently held back as a mass disappearance.
+	Held int
+	// OutboxDepth and OutboxOldest describe the events not yet published.
+	OutboxDepth  int
+	OutboxOldest time.Time
+	// LastError is the latest cycle's error, if it failed or was incomplete.
+	LastError string
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ScanCommitted(Target, Scan, Commit, map[State]int, int) {}
+func (nopObserver) CycleFailed(Target, error)                              {}
+func (nopObserver) Relayed(Target, int, time.Duration, error)              {}
+func (nopObserver) OutboxState(Target, int, time.Time)                     {}

@@ -1,0 +1,196 @@
+package oracle
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+// Message is one message as stored in the stream.
+type Message struct {
+	Seq     uint64 // stream sequence
+	Subject string
+	MsgID   string // the Nats-Msg-Id header
+	Data    []byte
+}
+
+// Options say what Check may assume.
+type Options struct {
+	// Prefix is the subject prefix; default "cvm".
+	Prefix string
+	// Regions limits the truth to these regions (the ones the watcher
+	// watched); empty means every region of the truth.
+	Regions []string
+	// BaselineStart and BaselineEnd bound when the silent baseline was taken
+	// (from the watcher's first start to the end of its first complete
+	// scan). Both zero means the baseline was announced: every instance's
+	// first event must start from ABSENT.
+	BaselineStart, BaselineEnd time.Time
+	// End, if set, is a time at which the fleet had been quiet long enough
+	// for the watcher to catch up and every event to be in the stream: the
+	// loss checks run against the truth as of End.
+	End time.Time
+	// MustSee: every true state (other than ABSENT) entered after the
+	// baseline and held at least this long must appear in the chain. Zero
+	// disables the check. Two poll intervals, plus the longest time the
+	// watcher was not scanning when it was killed.
+	MustSee time.Duration
+	// Tolerance widens every window comparison (clock granularity); the
+	// watcher rounds windows out to the millisecond, so zero is expected.
+	Tolerance time.Duration
+}
+
+// Violation is one broken guarantee.
+type Violation struct {
+	Kind     string // duplicate, conflict, malformed, chain, unjustified, lost
+	Instance string // region/instanceId, "" for stream-level problems
+	Detail   string
+}
+
+func (v Violation) String() string {
+	if v.Instance == "" {
+		return v.Kind + ": " + v.Detail
+	}
+	return v.Kind + " " + v.Instance + ": " + v.Detail
+}
+
+// Report is the outcome of Check. The stream keeps its guarantees iff
+// Violations is empty.
+type Report struct {
+	Messages   int // state messages read
+	Events     int // distinct events
+	Instances  int // instances with at least one event
+	TruthSteps int // true changes considered (0 without truth)
+	Violations []Violation
+}
+
+// OK reports whether no guarantee was broken.
+func (r Report) OK() bool { return len(r.Violations) == 0 }
+
+// Summary is a one-line description of r.
+func (r Report) Summary() string {
+	return fmt.Sprintf("messages=%d events=%d instances=%d truth_changes=%d violations=%d",
+		r.Messages, r.Events, r.Instances, r.TruthSteps, len(r.Violations))
+}
+
+// Check judges msgs (every state message of the stream, in stream order)
+// against truth (nil: the stream-only checks) under opts.
+func Check(msgs []Message, truth []cvmsim.Change, opts Options) Report {
+	if opts.Prefix == "" {
+		opts.Prefix = "cvm"
+	}
+	var r Report
+	r.Messages = len(msgs)
+	chains := decode(msgs, opts.Prefix, &r)
+	for _, key := range sortedKeys(chains) {
+		checkChain(key, chains[key], opts, &r)
+	}
+	r.Instances = len(chains)
+	if truth != nil {
+		checkTruth(chains, truth, opts, &r)
+	}
+	return r
+}
+
+// decode parses the messages, reports malformed ones, duplicates and
+// conflicts, and returns each instance's distinct events in stream order.
+func decode(msgs []Message, prefix string, r *Report) map[string][]watcher.Event {
+	byID := map[string][]byte{}
+	chains := map[string][]watcher.Event{}
+	for _, m := range msgs {
+		e, err := watcher.UnmarshalCloudEvent(m.Data)
+		if err != nil {
+			r.add("malformed", "", "stream seq %d on %s: %v", m.Seq, m.Subject, err)
+			continue
+		}
+		key := e.Target.Region + "/" + e.InstanceID
+		if want, err := e.Subject(prefix); err != nil || want != m.Subject {
+			r.add("malformed", key, "event %s stored on subject %q, want %q (%v)", e.ID, m.Subject, want, err)
+		}
+		if m.MsgID != e.ID {
+			r.add("malformed", key, "event %s has Nats-Msg-Id %q", e.ID, m.MsgID)
+		}
+		if want := watcher.EventID(e.Target, e.InstanceID, e.Sequence, e.From, e.To); e.ID != want {
+			r.add("malformed", key, "event id %s is not the transition's id %s", e.ID, want)
+		}
+		if prev, ok := byID[e.ID]; ok {
+			if bytes.Equal(prev, m.Data) {
+				r.add("duplicate", key, "event %s (#%d %s->%s) stored twice (stream seq %d)", e.ID, e.Sequence, e.From, e.To, m.Seq)
+			} else {
+				r.add("conflict", key, "event id %s stored with two different contents (stream seq %d)", e.ID, m.Seq)
+			}
+			continue
+		}
+		byID[e.ID] = m.Data
+		chains[key] = append(chains[key], e)
+		r.Events++
+	}
+	return chains
+}
+
+// checkChain verifies contiguous sequences from 1 and From == previous To.
+func checkChain(key string, evs []watcher.Event, opts Options, r *Report) {
+	for i, e := range evs {
+		if i == 0 {
+			if e.Sequence != 1 {
+				r.add("chain", key, "first event has sequence %d, want 1", e.Sequence)
+			}
+			if announced(opts) && e.From != watcher.Absent {
+				r.add("chain", key, "first event starts from %s, want ABSENT (announced baseline)", e.From)
+			}
+			continue
+		}
+		p := evs[i-1]
+		if e.Sequence != p.Sequence+1 {
+			r.add("chain", key, "sequence %d follows %d", e.Sequence, p.Sequence)
+		}
+		if e.From != p.To {
+			r.add("chain", key, "event #%d from %s follows an event to %s", e.Sequence, e.From, p.To)
+		}
+		if e.ObservedAt.Before(p.ObservedAt) {
+			r.add("chain", key, "event #%d observed at %s before event #%d at %s", e.Sequence, ts(e.ObservedAt), p.Sequence, ts(p.ObservedAt))
+		}
+	}
+}
+
+func announced(opts Options) bool { return opts.BaselineStart.IsZero() && opts.BaselineEnd.IsZero() }
+
+func (r *Report) add(kind, instance, format string, args ...any) {
+	r.Violations = append(r.Violations, Violation{Kind: kind, Instance: instance, Detail: fmt.Sprintf(format, args...)})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("15:04:05.000")
+}
+
+// String lists the report: its summary and up to max violations.
+func (r Report) String() string {
+	var b strings.Builder
+	b.WriteString(r.Summary())
+	for i, v := range r.Violations {
+		if i == 50 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(r.Violations)-i)
+			break
+		}
+		b.WriteString("\n  ")
+		b.WriteString(v.String())
+	}
+	return b.String()
+}

@@ -1,0 +1,189 @@
+package oracle
+
+import (
+	"slices"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+// segment is one state of an instance's true history, entered at start.
+// The first segment of every timeline is ABSENT since the beginning of time.
+type segment struct {
+	state watcher.State
+	start time.Time
+}
+
+// timelines groups the truth by region/instanceId, restricted to opts.Regions
+// and to changes made no later than opts.End (when set).
+func timelines(truth []cvmsim.Change, opts Options) (map[string][]segment, int) {
+	out := map[string][]segment{}
+	n := 0
+	for _, c := range truth {
+		if len(opts.Regions) > 0 && !slices.Contains(opts.Regions, c.Region) {
+			continue
+		}
+		if !opts.End.IsZero() && c.Time.After(opts.End) {
+			continue
+		}
+		key := c.Region + "/" + c.InstanceID
+		tl, ok := out[key]
+		if !ok {
+			tl = []segment{{state: watcher.Absent}}
+		}
+		out[key] = append(tl, segment{state: watcher.State(c.To), start: c.Time})
+		n++
+	}
+	return out, n
+}
+
+// end returns when segment k of tl ended (the zero time: not yet).
+func end(tl []segment, k int) time.Time {
+	if k+1 < len(tl) {
+		return tl[k+1].start
+	}
+	return time.Time{}
+}
+
+// checkTruth verifies that every event is justified by the truth and, when
+// opts.End is set, that nothing was lost.
+func checkTruth(chains map[string][]watcher.Event, truth []cvmsim.Change, opts Options, r *Report) {
+	tls, n := timelines(truth, opts)
+	r.TruthSteps = n
+	tol := opts.Tolerance
+	for _, key := range sortedKeys(chains) {
+		tl, ok := tls[key]
+		if !ok {
+			tl = []segment{{state: watcher.Absent}}
+		}
+		cursor := 0
+		for i, e := range chains[key] {
+			b := justify(tl, cursor, e, i == 0, opts)
+			if b < 0 {
+				r.add("unjustified", key, "event #%d %s->%s window [%s, %s] is no step of the true history %s",
+					e.Sequence, e.From, e.To, ts(e.PreviousObservedAt), ts(e.ObservedAt), history(tl, cursor, tol, e))
+				continue
+			}
+			cursor = b
+		}
+	}
+	if opts.End.IsZero() {
+		return
+	}
+	for _, key := range sortedKeys(tls) {
+		checkLoss(key, tls[key], chains[key], opts, r)
+	}
+}
+
+// justify returns the index of the truth segment that event e (the next one
+// after the segment at cursor) entered, or -1. It picks the earliest
+// segment that fits, which leaves the most room to the events after it.
+func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options) int {
+	tol := opts.Tolerance
+	for b := cursor + 1; b < len(tl); b++ {
+		if tl[b].start.After(e.ObservedAt.Add(tol)) {
+			return -1 // entered after it was observed: too late, and so are the rest
+		}
+		if tl[b].state != e.To {
+			continue
+		}
+		// The latest earlier segment in From: it must have been left after
+		// the instance was last seen in it.
+		for a := b - 1; a >= cursor; a-- {
+			if tl[a].state != e.From {
+				continue
+			}
+			if !e.PreviousObservedAt.IsZero() && tl[a+1].start.Before(e.PreviousObservedAt.Add(-tol)) {
+				break // left From before it was last seen in it
+			}
+			if first && !announced(opts) && e.From != watcher.Absent && !overlaps(tl, a, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
+				continue // the baseline cannot have seen this From
+			}
+			return b
+		}
+	}
+	return -1
+}
+
+// overlaps reports whether segment k of tl was held at some time in [from, to].
+func overlaps(tl []segment, k int, from, to time.Time) bool {
+	if tl[k].start.After(to) {
+		return false
+	}
+	e := end(tl, k)
+	return e.IsZero() || !e.Before(from)
+}
+
+// checkLoss verifies the final state and the must-see states of one instance.
+func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *Report) {
+	final := tl[len(tl)-1].state
+	switch {
+	case len(evs) > 0:
+		if last := evs[len(evs)-1]; last.To != final {
+			r.add("lost", key, "last event #%d ends in %s, the instance is %s %s", last.Sequence, last.To, final, history(tl, 0, 0, watcher.Event{}))
+		}
+	case announced(opts):
+		if final != watcher.Absent {
+			r.add("lost", key, "no event, the instance is %s %s", final, history(tl, 0, 0, watcher.Event{}))
+		}
+	default:
+		held := false
+		for k := range tl {
+			if tl[k].state == final && overlaps(tl, k, opts.BaselineStart, opts.BaselineEnd) {
+				held = true
+			}
+		}
+		if !held && (final != watcher.Absent || len(tl) > 1 && !tl[1].start.After(opts.BaselineEnd)) {
+			r.add("lost", key, "no event, the instance is %s, which it was not at the baseline %s", final, history(tl, 0, 0, watcher.Event{}))
+		}
+	}
+	if opts.MustSee <= 0 {
+		return
+	}
+	for k := 1; k < len(tl); k++ {
+		s := tl[k]
+		stop := end(tl, k)
+		if stop.IsZero() || stop.After(opts.End) {
+			stop = opts.End
+		}
+		if s.state == watcher.Absent || stop.Sub(s.start) < opts.MustSee {
+			continue
+		}
+		if !announced(opts) && !s.start.After(opts.BaselineEnd) {
+			continue // part of the baseline
+		}
+		if !seen(evs, s.state, s.start, stop, opts.Tolerance) {
+			r.add("lost", key, "state %s held from %s to %s (%s) is not in the chain", s.state, ts(s.start), ts(stop), stop.Sub(s.start).Round(time.Millisecond))
+		}
+	}
+}
+
+// seen reports whether some event entered state within [start, stop].
+func seen(evs []watcher.Event, state watcher.State, start, stop time.Time, tol time.Duration) bool {
+	for _, e := range evs {
+		if e.To != state || e.ObservedAt.Add(tol).Before(start) {
+			continue
+		}
+		if e.PreviousObservedAt.IsZero() || !e.PreviousObservedAt.Add(-tol).After(stop) {
+			return true
+		}
+	}
+	return false
+}
+
+// history renders the truth from cursor on, for a violation's detail.
+func history(tl []segment, cursor int, _ time.Duration, _ watcher.Event) string {
+	s := "["
+	for k := max(cursor, 0); k < len(tl); k++ {
+		if k > cursor {
+			s += " "
+		}
+		if k == cursor+12 {
+			s += "..."
+			break
+		}
+		s += string(tl[k].state) + "@" + ts(tl[k].start)
+	}
+	return s + "]"
+}
