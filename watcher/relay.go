@@ -53,7 +53,7 @@ func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (n int, err error) {
 	start := w.cfg.Now()
 	defer func() {
 		w.cfg.Observer.Relayed(tg, n, w.cfg.Now().Sub(start), err)
-		for _, t := range w.targets {
+		for _, t := range w.list() {
 			if t.Target == tg {
 				w.observeOutbox(context.WithoutCancel(ctx), t)
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -72,11 +73,20 @@ type TargetSource struct {
 // relay that publishes the target's outbox in order. Targets are independent:
 // one target's errors never stall another.
 type Watcher struct {
-	cfg     Config
-	log     *slog.Logger
-	targets []*target
+	cfg Config
+	log *slog.Logger
 	// scanSlots bounds concurrent scans (nil: no bound).
 	scanSlots chan struct{}
+
+	mu      sync.Mutex // guards targets and running
+	targets []*target
+	running *runState // set while Run runs
+}
+
+// runState is what AddTarget needs to start a target while Run runs.
+type runState struct {
+	scanCtx, relayCtx context.Context
+	loops, relays     *sync.WaitGroup
 }
 
 // target is the per-target state; the loop goroutine owns snap.
@@ -128,25 +138,10 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	if cfg.MaxConcurrentScans > 0 {
 		w.scanSlots = make(chan struct{}, cfg.MaxConcurrentScans)
 	}
-	seen := map[Target]bool{}
 	for _, ts := range targets {
-		if seen[ts.Target] {
-			return nil, fmt.Errorf("watcher: target %s configured twice", ts.Target)
+		if err := w.AddTarget(ts); err != nil {
+			return nil, err
 		}
-		seen[ts.Target] = true
-		if err := ValidateToken(ts.Target.Account); err != nil {
-			return nil, fmt.Errorf("watcher: account %s: %w", Quote(ts.Target.Account), err)
-		}
-		if err := ValidateToken(ts.Target.Region); err != nil {
-			return nil, fmt.Errorf("watcher: region %s: %w", Quote(ts.Target.Region), err)
-		}
-		w.targets = append(w.targets, &target{
-			Target: ts.Target,
-			source: ts.Source,
-			log:    cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
-			wake:   make(chan struct{}, 1),
-			status: TargetStatus{Target: ts.Target},
-		})
 	}
 	return w, nil
 }
@@ -159,16 +154,76 @@ func (w *Watcher) Run(ctx context.Context) error {
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRelay()
 	var loops, relays sync.WaitGroup
-	for _, t := range w.targets {
-		loops.Go(func() { w.scanLoop(ctx, t) })
-		relays.Go(func() { w.relayLoop(relayCtx, ctx, t) })
+	w.mu.Lock()
+	if w.running != nil {
+		w.mu.Unlock()
+		return errors.New("watcher: Run called twice")
 	}
+	w.running = &runState{scanCtx: ctx, relayCtx: relayCtx, loops: &loops, relays: &relays}
+	for _, t := range w.targets {
+		w.start(t)
+	}
+	w.mu.Unlock()
 	loops.Wait()
 	// Scanning has stopped: give the relays a bounded time to drain.
 	timer := time.AfterFunc(w.cfg.ShutdownDrain, stopRelay)
 	defer timer.Stop()
 	relays.Wait()
 	return nil
+}
+
+// AddTarget adds a target, also while Run runs (it then starts scanning it
+// at once): how regions that appear are picked up without a restart. A target
+// already present is an error.
+func (w *Watcher) AddTarget(ts TargetSource) error {
+	if err := ValidateToken(ts.Target.Account); err != nil {
+		return fmt.Errorf("watcher: account %s: %w", Quote(ts.Target.Account), err)
+	}
+	if err := ValidateToken(ts.Target.Region); err != nil {
+		return fmt.Errorf("watcher: region %s: %w", Quote(ts.Target.Region), err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range w.targets {
+		if t.Target == ts.Target {
+			return fmt.Errorf("watcher: target %s configured twice", ts.Target)
+		}
+	}
+	t := &target{
+		Target: ts.Target,
+		source: ts.Source,
+		log:    w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
+		wake:   make(chan struct{}, 1),
+		status: TargetStatus{Target: ts.Target},
+	}
+	w.targets = append(w.targets, t)
+	if w.running != nil && w.running.scanCtx.Err() == nil {
+		w.start(t)
+	}
+	return nil
+}
+
+// start runs a target's loop and relay; w.mu is held.
+func (w *Watcher) start(t *target) {
+	r := w.running
+	r.loops.Go(func() { w.scanLoop(r.scanCtx, t) })
+	r.relays.Go(func() { w.relayLoop(r.relayCtx, r.scanCtx, t) })
+}
+
+// list returns the targets at this moment.
+func (w *Watcher) list() []*target {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.targets)
+}
+
+// Targets returns the targets being watched, in the order they were added.
+func (w *Watcher) Targets() []Target {
+	var out []Target
+	for _, t := range w.list() {
+		out = append(out, t.Target)
+	}
+	return out
 }
 
 func (w *Watcher) scanLoop(ctx context.Context, t *target) {
@@ -218,8 +273,9 @@ func (w *Watcher) releaseScanSlot() {
 // Status returns what the loop knows about every target, in configuration
 // order. Safe to call while Run runs.
 func (w *Watcher) Status() []TargetStatus {
-	out := make([]TargetStatus, 0, len(w.targets))
-	for _, t := range w.targets {
+	targets := w.list()
+	out := make([]TargetStatus, 0, len(targets))
+	for _, t := range targets {
 		t.mu.Lock()
 		s := t.status
 		s.ByState = maps.Clone(s.ByState)
@@ -236,7 +292,7 @@ func (w *Watcher) Interval() time.Duration { return w.cfg.Interval }
 // it made. It must not run concurrently with Run or another ScanOnce of the
 // same target. Tests and one-shot tools use it.
 func (w *Watcher) ScanOnce(ctx context.Context, tg Target) (Commit, error) {
-	for _, t := range w.targets {
+	for _, t := range w.list() {
 		if t.Target == tg {
 			return w.cycle(ctx, t)
 		}
@@ -247,7 +303,7 @@ func (w *Watcher) ScanOnce(ctx context.Context, tg Target) (Commit, error) {
 // Snapshot returns the in-memory snapshot of a target, nil before its first
 // cycle. Callers must not use it while the target's loop runs.
 func (w *Watcher) Snapshot(tg Target) *Snapshot {
-	for _, t := range w.targets {
+	for _, t := range w.list() {
 		if t.Target == tg {
 			return t.snap
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -13,6 +14,10 @@ import (
 // Config is the daemon's configuration: one YAML file, strictly decoded.
 // Every key is documented in configs/cvmwatch.example.yaml.
 type Config struct {
+	// literalSecrets lists the keys whose secret values are written in the
+	// file itself (not ${VAR}): such a file must not be readable by others.
+	literalSecrets []string
+
 	DataDir  string          `yaml:"data_dir"`
 	Accounts []AccountConfig `yaml:"accounts"`
 	Poll     PollConfig      `yaml:"poll"`
@@ -26,11 +31,17 @@ type Config struct {
 // regions to watch in it.
 type AccountConfig struct {
 	// Name is the account's token in subjects and events.
-	Name    string   `yaml:"name"`
-	Regions []string `yaml:"regions"`
+	Name string `yaml:"name"`
+	// Regions lists regions, or is "all": every region where the Region API
+	// offers CVM, re-resolved every poll.region_refresh.
+	Regions RegionList `yaml:"regions"`
 	// Endpoint overrides the API host, e.g. http://127.0.0.1:9000 for the
-	// simulator.
-	Endpoint string `yaml:"endpoint"`
+	// simulator. It also serves the Region API unless RegionEndpoint is set.
+	Endpoint       string `yaml:"endpoint"`
+	RegionEndpoint string `yaml:"region_endpoint"`
+	// AllowInsecureEndpoint accepts a plain http:// endpoint that is not on
+	// loopback (requests are signed, but readable on the wire).
+	AllowInsecureEndpoint bool `yaml:"allow_insecure_endpoint"`
 	// Credentials are explicit keys; absent means the SDK's default chain
 	// (environment, profile file, CVM role).
 	Credentials *CredentialsConfig `yaml:"credentials"`
@@ -54,6 +65,8 @@ type PollConfig struct {
 	Jitter float64 `yaml:"jitter"`
 	// MaxConcurrentScans caps the targets scanned at once (0: no cap).
 	MaxConcurrentScans int `yaml:"max_concurrent_scans"`
+	// RegionRefresh is how often `regions: all` is resolved again.
+	RegionRefresh Duration `yaml:"region_refresh"`
 }
 
 // EventsConfig tunes how observations become events.
@@ -127,6 +140,37 @@ func mask(s Secret) string {
 	return redacted
 }
 
+// RegionList is a list of region names, or the single word "all".
+type RegionList []string
+
+// All reports whether the list is "all".
+func (r RegionList) All() bool { return len(r) == 1 && r[0] == "all" }
+
+// UnmarshalYAML reads "all" or a list of names.
+func (r *RegionList) UnmarshalYAML(n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Value == "all":
+		*r = RegionList{"all"}
+		return nil
+	case n.Kind == yaml.SequenceNode:
+		var names []string
+		if err := n.Decode(&names); err != nil {
+			return err
+		}
+		*r = names
+		return nil
+	}
+	return fmt.Errorf(`want a list of regions or "all"`)
+}
+
+// MarshalYAML writes "all" or the list.
+func (r RegionList) MarshalYAML() (any, error) {
+	if r.All() {
+		return "all", nil
+	}
+	return []string(r), nil
+}
+
 // Duration is a time.Duration written as "30s", "5m", "168h".
 type Duration time.Duration
 
@@ -150,8 +194,10 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // LoadConfig reads, expands, decodes, defaults and validates the file at
-// path. Every problem found is reported, each naming its key.
-func LoadConfig(path string) (*Config, error) {
+// path. Every problem found is reported, each naming its key. A file that
+// holds a secret literally is refused when group or others can read it,
+// unless allowInsecure (as OpenSSH refuses a readable private key).
+func LoadConfig(path string, allowInsecure bool) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -160,7 +206,26 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	if len(cfg.literalSecrets) > 0 && !allowInsecure {
+		if err := checkPrivate(path, "holds "+strings.Join(cfg.literalSecrets, ", ")); err != nil {
+			return nil, err
+		}
+	}
 	return cfg, nil
+}
+
+// checkPrivate refuses a file that group or others may read.
+func checkPrivate(path, why string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s %s but its permissions %04o let others read it: chmod 600 %s, "+
+			"or take the secrets from the environment (${VAR}), or pass --allow-insecure-permissions",
+			path, why, perm, path)
+	}
+	return nil
 }
 
 // ParseConfig is LoadConfig on bytes, with lookup for ${VAR} expansion.
@@ -198,6 +263,7 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 	if problems = cfg.validate(); len(problems) > 0 {
 		return nil, problems
 	}
+	cfg.literalSecrets = w.literalSecrets
 	return &cfg, nil
 }
 

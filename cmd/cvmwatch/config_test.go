@@ -112,3 +112,41 @@ func TestBadConfigs(t *testing.T) {
 func fmtAll(v any) string {
 	return strings.Join([]string{sprintf("%v", v), sprintf("%+v", v), sprintf("%#v", v), sprintf("%s", v)}, " ")
 }
+
+func TestConfigWithLiteralSecretsMustBePrivate(t *testing.T) {
+	dir := t.TempDir()
+	literal := "accounts:\n  - name: prod\n    regions: [ap-guangzhou]\n    credentials:\n      secret_id: AKIDx\n      secret_key: TOPSECRET-literal\n"
+	fromEnv := "accounts:\n  - name: prod\n    regions: [ap-guangzhou]\n    credentials:\n      secret_id: AKIDx\n      secret_key: ${KEY}\n"
+	t.Setenv("KEY", "TOPSECRET-env")
+	write := func(name, text string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	open := write("open.yaml", literal, 0o644)
+	_, err := LoadConfig(open, false)
+	if err == nil || !strings.Contains(err.Error(), "accounts[0].credentials.secret_key") || !strings.Contains(err.Error(), "0644") {
+		t.Fatalf("readable config with a literal secret: %v", err)
+	}
+	if strings.Contains(err.Error(), "TOPSECRET") {
+		t.Fatalf("the refusal echoes the secret: %v", err)
+	}
+	if _, err := LoadConfig(open, true); err != nil {
+		t.Fatalf("--allow-insecure-permissions did not relax the check: %v", err)
+	}
+	if _, err := LoadConfig(write("private.yaml", literal, 0o600), false); err != nil {
+		t.Fatalf("0600 config refused: %v", err)
+	}
+	cfg, err := LoadConfig(write("env.yaml", fromEnv, 0o644), false)
+	if err != nil {
+		t.Fatalf("readable config whose secrets come from the environment refused: %v", err)
+	}
+	if cfg.Accounts[0].Credentials.SecretKey.Reveal() != "TOPSECRET-env" {
+		t.Fatal("secret not expanded")
+	}
+}

@@ -39,6 +39,9 @@ func (c *Config) applyDefaults() {
 	if c.Poll.Jitter == 0 {
 		c.Poll.Jitter = defaultJitter
 	}
+	if c.Poll.RegionRefresh == 0 {
+		c.Poll.RegionRefresh = Duration(time.Hour)
+	}
 	p := watcher.DefaultPolicy()
 	e := &c.Events
 	if e.ConfirmScans == 0 {
@@ -102,10 +105,14 @@ func (c *Config) validate() configErrors {
 		}
 		names[a.Name] = i
 		if len(a.Regions) == 0 {
-			bad(key+".regions", "at least one region is required")
+			bad(key+".regions", `at least one region (or "all") is required`)
 		}
 		regions := map[string]bool{}
 		for j, r := range a.Regions {
+			if r == "all" && !a.Regions.All() {
+				bad(fmt.Sprintf("%s.regions[%d]", key, j), `"all" stands alone: regions: all`)
+				continue
+			}
 			rk := fmt.Sprintf("%s.regions[%d]", key, j)
 			if err := watcher.ValidateToken(r); err != nil {
 				bad(rk, "%s is not a region name: %v", watcher.Quote(r), err)
@@ -114,9 +121,15 @@ func (c *Config) validate() configErrors {
 			}
 			regions[r] = true
 		}
-		if a.Endpoint != "" {
-			if _, _, err := cvm.ParseEndpoint(a.Endpoint); err != nil {
-				bad(key+".endpoint", "%v", err)
+		for _, ep := range []struct{ key, value string }{{"endpoint", a.Endpoint}, {"region_endpoint", a.RegionEndpoint}} {
+			if ep.value == "" {
+				continue
+			}
+			host, scheme, err := cvm.ParseEndpoint(ep.value)
+			if err != nil {
+				bad(key+"."+ep.key, "%v", err)
+			} else if scheme == "HTTP" && !isLoopbackHost(host) && !a.AllowInsecureEndpoint {
+				bad(key+"."+ep.key, "%q is plain HTTP to a non-loopback host: use https, or set %s.allow_insecure_endpoint: true", ep.value, key)
 			}
 		}
 		if cr := a.Credentials; cr != nil {
@@ -139,6 +152,9 @@ func (c *Config) validate() configErrors {
 	}
 	if j := c.Poll.Jitter; j < 0 || j > 1 {
 		bad("poll.jitter", "%v must be in [0, 1]", j)
+	}
+	if d := c.Poll.RegionRefresh.D(); d < time.Minute {
+		bad("poll.region_refresh", "%v is shorter than 1m", d)
 	}
 	if n := c.Poll.MaxConcurrentScans; n < 0 {
 		bad("poll.max_concurrent_scans", "%d must not be negative", n)
@@ -233,4 +249,17 @@ func redactURL(u string) string {
 		rest = redacted + "@" + rest[at+1:]
 	}
 	return scheme + "://" + rest
+}
+
+// isLoopbackHost reports whether host[:port] names a loopback address.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

@@ -27,6 +27,19 @@ var (
 type walker struct {
 	lookup func(string) (string, bool)
 	lines  map[int]string // line -> key path, to place decoder errors
+	// rawValues keeps scalars' text before expansion; literalSecrets lists
+	// the paths of secrets written into the file rather than taken from
+	// the environment.
+	rawValues      map[*yaml.Node]string
+	literalSecrets []string
+}
+
+// raw returns a scalar's value as written in the file.
+func (w *walker) raw(n *yaml.Node) string {
+	if v, ok := w.rawValues[n]; ok {
+		return v
+	}
+	return n.Value
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *configErrors) {
@@ -42,11 +55,21 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 	}
 	switch {
 	case isCustomScalar(t):
-		if n.Kind != yaml.ScalarNode {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			w.expand(n, path, problems)
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				if item.Kind != yaml.ScalarNode {
+					*problems = append(*problems, fmt.Errorf("%s[%d]: want a single value", path, i))
+					return
+				}
+				w.expand(item, fmt.Sprintf("%s[%d]", path, i), problems)
+			}
+		default:
 			*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
 			return
 		}
-		w.expand(n, path, problems)
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			*problems = append(*problems, fmt.Errorf("%s: %v", orRoot(path), err))
 		}
@@ -83,6 +106,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 		}
 	case n.Kind == yaml.ScalarNode:
 		w.expand(n, path, problems)
+		if t == reflect.TypeFor[Secret]() && n.Value != "" && !strings.Contains(w.raw(n), "${") {
+			w.literalSecrets = append(w.literalSecrets, path)
+		}
 	default:
 		*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
 	}
@@ -94,6 +120,10 @@ func (w *walker) expand(n *yaml.Node, path string, problems *configErrors) {
 	if !strings.Contains(n.Value, "${") {
 		return
 	}
+	if w.rawValues == nil {
+		w.rawValues = map[*yaml.Node]string{}
+	}
+	w.rawValues[n] = n.Value
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		name := envRef.FindStringSubmatch(ref)[1]
 		v, ok := w.lookup(name)

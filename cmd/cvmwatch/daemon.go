@@ -33,7 +33,8 @@ type daemon struct {
 	embedded *publisher.Embedded
 	nc       *nats.Conn
 	watcher  *watcher.Watcher
-	targets  []watcher.Target
+	limiters *cvm.Limiters
+	accounts []*account
 }
 
 // openDaemon wires a daemon from cfg. On error, whatever was opened is
@@ -91,30 +92,27 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		return nil, err
 	}
 
-	limiters := cvm.NewLimiters(cfg.Poll.RateLimit, 1)
+	d.limiters = cvm.NewLimiters(cfg.Poll.RateLimit, 1)
 	var sources []watcher.TargetSource
 	for i, a := range cfg.Accounts {
-		cred, err := accountCredential(i, a)
+		acct, err := d.wireAccount(ctx, i, a)
 		if err != nil {
 			return nil, err
 		}
-		for _, region := range a.Regions {
-			client, err := cvm.NewClient(cvm.ClientConfig{
-				Region: region, Endpoint: a.Endpoint, Credential: cred, MaxConnsPerHost: cfg.Poll.PageConcurrency,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("accounts[%d] region %s: %w", i, region, err)
+		d.accounts = append(d.accounts, acct)
+		regions := []string(a.Regions)
+		if a.Regions.All() {
+			if regions, err = acct.regions.List(ctx); err != nil {
+				return nil, fmt.Errorf("accounts[%d] (%s): regions: all: %w", i, a.Name, err)
 			}
-			t := watcher.Target{Account: a.Name, Region: region}
-			s, err := cvm.NewScanner(cvm.ScannerConfig{
-				Target: t, Client: client, Limiter: limiters.Get(a.Name + "/" + cvm.ActionDescribeInstancesStatus),
-				PageConcurrency: cfg.Poll.PageConcurrency, Logger: log, Observer: d.metrics,
-			})
+			log.Info("regions resolved", "account", a.Name, "regions", regions)
+		}
+		for _, region := range regions {
+			ts, err := d.targetSource(acct, region)
 			if err != nil {
 				return nil, err
 			}
-			sources = append(sources, watcher.TargetSource{Target: t, Source: s})
-			d.targets = append(d.targets, t)
+			sources = append(sources, ts)
 		}
 	}
 	d.watcher, err = watcher.New(watcher.Config{
@@ -168,7 +166,8 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 // Run runs the watcher and the metrics and health endpoints until ctx is
 // done.
 func (d *daemon) Run(ctx context.Context) error {
-	d.log.Info("cvmwatch running", "version", version, "targets", len(d.targets),
+	go d.refreshRegions(ctx)
+	d.log.Info("cvmwatch running", "version", version, "targets", len(d.watcher.Targets()),
 		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
 	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, time.Now), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)

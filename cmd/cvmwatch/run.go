@@ -11,6 +11,7 @@ import (
 
 func newRunCommand() *cobra.Command {
 	var path string
+	var insecure bool
 	c := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the watcher daemon",
@@ -21,7 +22,7 @@ relayed for a few seconds, the database is closed.`,
 		Example: `  cvmwatch run --config /etc/cvmwatch/cvmwatch.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(path)
+			cfg, err := LoadConfig(path, insecure)
 			if err != nil {
 				return err
 			}
@@ -40,12 +41,14 @@ relayed for a few seconds, the database is closed.`,
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	c.Flags().BoolVar(&insecure, "allow-insecure-permissions", false, "accept a config or credentials file with secrets that others can read")
 	c.MarkFlagRequired("config")
 	return c
 }
 
 func newCheckConfigCommand() *cobra.Command {
 	var path string
+	var insecure bool
 	c := &cobra.Command{
 		Use:   "check-config --config FILE",
 		Short: "Validate a configuration file without connecting anywhere",
@@ -55,7 +58,7 @@ every problem found, each naming its key, if it is not valid.`,
 		Example: `  cvmwatch check-config --config configs/cvmwatch.example.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(path)
+			cfg, err := LoadConfig(path, insecure)
 			if err != nil {
 				return err
 			}
@@ -68,6 +71,7 @@ every problem found, each naming its key, if it is not valid.`,
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (YAML)")
+	c.Flags().BoolVar(&insecure, "allow-insecure-permissions", false, "accept a config or credentials file with secrets that others can read")
 	c.MarkFlagRequired("config")
 	return c
 }
