@@ -169,7 +169,7 @@ func (d *daemon) Run(ctx context.Context) error {
 	go d.refreshRegions(ctx)
 	d.log.Info("cvmwatch running", "version", version, "targets", len(d.watcher.Targets()),
 		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
-	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, time.Now), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, d.store, time.Now), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(d.httpLn) }()
 	err := d.watcher.Run(ctx)

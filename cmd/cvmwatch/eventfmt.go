@@ -36,7 +36,7 @@ type eventWriter struct {
 }
 
 // write prints one message body. A body that is not a cvmwatch event is
-// reported as an error and not printed.
+// reported as an error and not printed; a failed write is a writeError.
 func (w *eventWriter) write(subject string, data []byte) error {
 	if w.json {
 		var b bytes.Buffer
@@ -44,16 +44,26 @@ func (w *eventWriter) write(subject string, data []byte) error {
 			return fmt.Errorf("message on %s is not JSON: %w", watcher.Quote(subject), err)
 		}
 		b.WriteByte('\n')
-		_, err := w.out.Write(b.Bytes())
-		return err
+		if _, err := w.out.Write(b.Bytes()); err != nil {
+			return writeError{err}
+		}
+		return nil
 	}
 	e, err := watcher.UnmarshalCloudEvent(data)
 	if err != nil {
 		return fmt.Errorf("message on %s: %w", watcher.Quote(subject), err)
 	}
-	_, err = io.WriteString(w.out, w.line(e)+"\n")
-	return err
+	if _, err := io.WriteString(w.out, w.line(e)+"\n"); err != nil {
+		return writeError{err}
+	}
+	return nil
 }
+
+// writeError is a failed write to the output (a closed pipe): the end of
+// the command, unlike a message that is not an event.
+type writeError struct{ error }
+
+func (e writeError) Unwrap() error { return e.error }
 
 // line renders e as
 //

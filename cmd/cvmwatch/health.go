@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,6 +25,20 @@ type targetHealth struct {
 	OutboxDepth     int            `json:"outboxDepth"`
 	OutboxOldestAge float64        `json:"outboxOldestAgeSeconds"`
 	LastError       string         `json:"lastError,omitempty"`
+	// PagesDone and PagesTotal are the latest scan's progress.
+	PagesDone  int `json:"pagesDone"`
+	PagesTotal int `json:"pagesTotal"`
+	// Instances lists the target's records, when asked for.
+	Instances []instanceView `json:"instances,omitempty"`
+}
+
+// instanceView is one record in /api/state?instances=1 and `cvmwatch state`.
+type instanceView struct {
+	InstanceID string    `json:"instanceId"`
+	State      string    `json:"state"`
+	Sequence   uint64    `json:"sequence"`
+	Since      time.Time `json:"since"`
+	Missing    int       `json:"missing,omitempty"`
 }
 
 // judge says whether a target is ready: it completed a scan within three
@@ -58,8 +73,10 @@ func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) target
 	return h
 }
 
-// newHTTPHandler serves /metrics, /healthz, /readyz and /api/state.
-func newHTTPHandler(w *watcher.Watcher, m *metrics, now func() time.Time) http.Handler {
+// newHTTPHandler serves /metrics, /healthz, /readyz and /api/state
+// (?target=account/region narrows it, &instances=1 adds the records, read
+// from st).
+func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func() time.Time) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
@@ -78,10 +95,24 @@ func newHTTPHandler(w *watcher.Watcher, m *metrics, now func() time.Time) http.H
 		}
 		writeJSON(rw, code, map[string]any{"status": status, "targets": targets})
 	})
-	mux.HandleFunc("GET /api/state", func(rw http.ResponseWriter, _ *http.Request) {
-		var targets []targetHealth
+	mux.HandleFunc("GET /api/state", func(rw http.ResponseWriter, r *http.Request) {
+		only := r.URL.Query().Get("target")
+		targets := []targetHealth{}
 		for _, s := range w.Status() {
-			targets = append(targets, judge(s, w.Interval(), now()))
+			if only != "" && s.Target.String() != only {
+				continue
+			}
+			h := judge(s, w.Interval(), now())
+			h.PagesDone, h.PagesTotal = m.scanProgressOf(s.Target)
+			if r.URL.Query().Get("instances") != "" {
+				views, err := loadInstances(r.Context(), st, s.Target)
+				if err != nil {
+					writeJSON(rw, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+					return
+				}
+				h.Instances = views
+			}
+			targets = append(targets, h)
 		}
 		writeJSON(rw, http.StatusOK, map[string]any{"targets": targets})
 	})
@@ -92,4 +123,16 @@ func writeJSON(rw http.ResponseWriter, code int, v any) {
 	rw.Header().Set("Content-Type", "application/json")
 	rw.WriteHeader(code)
 	json.NewEncoder(rw).Encode(v)
+}
+
+// loadInstances reads a target's live records from the store.
+func loadInstances(ctx context.Context, st watcher.Store, t watcher.Target) ([]instanceView, error) {
+	var out []instanceView
+	_, err := st.Load(ctx, t, func(r watcher.Record) error {
+		if r.State != watcher.Absent {
+			out = append(out, instanceView{InstanceID: r.InstanceID, State: string(r.State), Sequence: r.Sequence, Since: r.Since, Missing: r.Missing})
+		}
+		return nil
+	})
+	return out, err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,9 @@ import (
 // instance ID.
 type metrics struct {
 	reg *prometheus.Registry
+
+	mu       sync.Mutex
+	progress map[watcher.Target][2]int // pages done, total of the scan in progress
 
 	scanDuration   *prometheus.HistogramVec
 	scans          *prometheus.CounterVec
@@ -50,7 +54,8 @@ const ns = "cvmwatch"
 func newMetrics(nc *nats.Conn) *metrics {
 	tl := []string{"account", "region"}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:      prometheus.NewRegistry(),
+		progress: map[watcher.Target][2]int{},
 		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "scan_duration_seconds",
 			Help:    "Duration of a scan of one target (all pages), by completeness.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, append(tl, "complete")),
@@ -186,6 +191,17 @@ func (m *metrics) Progress(t watcher.Target, done, total int) {
 	if total > 0 {
 		m.scanProgress.WithLabelValues(t.Account, t.Region).Set(float64(done) / float64(total))
 	}
+	m.mu.Lock()
+	m.progress[t] = [2]int{done, total}
+	m.mu.Unlock()
+}
+
+// scanProgressOf returns the pages done and known of a target's latest scan.
+func (m *metrics) scanProgressOf(t watcher.Target) (done, total int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.progress[t]
+	return p[0], p[1]
 }
 
 func boolLabel(b bool) string {

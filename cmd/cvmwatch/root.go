@@ -25,6 +25,9 @@ region, diffs each instance's state against the last snapshot and publishes
 every transition to NATS as a CloudEvent.
 
 Start with "cvmwatch demo": a simulated fleet, no cloud account needed.`,
+		Example: `  cvmwatch demo
+  cvmwatch run --config /etc/cvmwatch/cvmwatch.yaml
+  cvmwatch tail account=prod to=STOPPED`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -37,17 +40,21 @@ Start with "cvmwatch demo": a simulated fleet, no cloud account needed.`,
 		newDemoCommand(),
 		newRunCommand(),
 		newCheckConfigCommand(),
+		newStateCommand(),
 		newSimCommand(),
 		newVersionCommand(),
+		newVerifyCommand(),
+		newTailCommand(), newHistoryCommand(), newHealthcheckCommand(),
 	)
 	return root
 }
 
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  cvmwatch version",
+		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintf(c.OutOrStdout(), "cvmwatch %s\n", version)
 			return err

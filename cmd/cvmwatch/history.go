@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// historyBatch is how many messages one fetch of history asks for.
+const historyBatch = 256
+
+// historyFlags are the flags of "cvmwatch history".
+type historyFlags struct {
+	nats    natsClientFlags
+	stream  string
+	json    bool
+	noColor bool
+}
+
+func newHistoryCommand() *cobra.Command {
+	var f historyFlags
+	c := &cobra.Command{
+		Use:   "history [flags] INSTANCE_ID",
+		Short: "Print an instance's transitions from the JetStream stream (the audit trail)",
+		Long: `Read every stored transition of one instance from the JetStream stream, in
+order, and print them as tail does (--json: the CloudEvents as stored), then
+exit. Exact replays (the same event id stored twice) are shown once; a gap in
+the instance's #sequence (events removed by the stream's max age, say) is
+reported on stderr.
+
+Exit status 1 if the stream does not exist or holds no event of the instance.`,
+		Example: `  cvmwatch history ins-r8hr2upy
+  cvmwatch history --server nats://nats.internal:4222 --stream CVMWATCH ins-r8hr2upy
+  cvmwatch history --json ins-r8hr2upy | jq -r '[.time, .data.from, .data.to] | @tsv'`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("history takes one INSTANCE_ID, got %d arguments", len(args))}
+			}
+			if err := watcher.ValidateToken(args[0]); err != nil {
+				return usageError{fmt.Errorf("instance id %s: %w", watcher.Quote(args[0]), err)}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := f.nats.resolve(c, os.LookupEnv); err != nil {
+				return err
+			}
+			if err := watcher.ValidateToken(f.stream); err != nil {
+				return usageError{fmt.Errorf("--stream: %w", err)}
+			}
+			w := &eventWriter{out: c.OutOrStdout(), json: f.json, color: !f.json && wantColor(c.OutOrStdout(), f.noColor, os.LookupEnv)}
+			return runHistory(c.Context(), f, args[0], w, c.ErrOrStderr())
+		},
+	}
+	f.nats.register(c)
+	c.Flags().StringVar(&f.stream, "stream", defaultStream, "JetStream stream to read (nats.stream)")
+	c.Flags().BoolVar(&f.json, "json", false, "print each event as its CloudEvent JSON, one per line")
+	c.Flags().BoolVar(&f.noColor, "no-color", false, "no colour, even on a terminal (NO_COLOR is honoured too)")
+	return c
+}
+
+func runHistory(ctx context.Context, f historyFlags, id string, w *eventWriter, stderr io.Writer) error {
+	nc, err := f.nats.connect(ctx, "cvmwatch-history", stderr, false)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+	defer cancel()
+	stream, err := lookupStream(cctx, js, f.stream, f.nats.server)
+	if err != nil {
+		return err
+	}
+	subject := f.nats.prefix + ".state.*.*." + id + ".>"
+	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: consumer on %s: %w", f.stream, subject, err)
+	}
+
+	h := &historyChecker{stderr: stderr, last: map[watcher.Target]watcher.Event{}, ids: map[string]bool{}}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// No wait: a fetch returns what the stream holds now, so reading
+		// ends at the end of the stream instead of waiting for more.
+		batch, err := cons.FetchNoWait(historyBatch)
+		if err != nil {
+			return fmt.Errorf("stream %s: read %s: %w", f.stream, subject, err)
+		}
+		n, pending := 0, uint64(0)
+		for m := range batch.Messages() {
+			n++
+			if md, err := m.Metadata(); err == nil {
+				pending = md.NumPending
+			}
+			if err := h.print(w, m.Subject(), m.Data()); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("stream %s: read %s: %w", f.stream, subject, err)
+		}
+		if n == 0 || pending == 0 {
+			break
+		}
+	}
+	if h.printed == 0 {
+		return fmt.Errorf("no events of instance %s in stream %s (subject %s)", id, f.stream, subject)
+	}
+	if h.duplicates > 0 {
+		fmt.Fprintf(stderr, "note: %d exact replays (same event id) shown once\n", h.duplicates)
+	}
+	return nil
+}
+
+// historyChecker prints an instance's events and reports on stderr what
+// breaks the per-instance guarantees in what the stream holds: a sequence
+// that does not follow, a FROM that is not the previous TO.
+type historyChecker struct {
+	stderr     io.Writer
+	last       map[watcher.Target]watcher.Event
+	ids        map[string]bool
+	printed    int
+	duplicates int
+}
+
+func (h *historyChecker) print(w *eventWriter, subject string, data []byte) error {
+	e, err := watcher.UnmarshalCloudEvent(data)
+	if err != nil {
+		fmt.Fprintf(h.stderr, "skipped: message on %s: %v\n", watcher.Quote(subject), err)
+		return nil
+	}
+	if h.ids[e.ID] {
+		h.duplicates++
+		return nil
+	}
+	h.ids[e.ID] = true
+	prev, seen := h.last[e.Target]
+	switch {
+	case !seen && e.Sequence > 1:
+		fmt.Fprintf(h.stderr, "note: %s in %s starts at #%d: #1..#%d are not in the stream (removed by its max age?)\n",
+			e.InstanceID, e.Target, e.Sequence, e.Sequence-1)
+	case seen && e.Sequence > prev.Sequence+1:
+		fmt.Fprintf(h.stderr, "note: #%d..#%d are not in the stream\n", prev.Sequence+1, e.Sequence-1)
+	case seen && e.Sequence == prev.Sequence+1 && e.From != prev.To:
+		fmt.Fprintf(h.stderr, "note: #%d starts from %s but #%d ended in %s\n", e.Sequence, e.From, prev.Sequence, prev.To)
+	}
+	h.last[e.Target] = e
+	if err := w.write(subject, data); err != nil {
+		return err
+	}
+	h.printed++
+	return nil
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cvmwatch/cvmwatch/store"
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+type stateFlags struct {
+	config, url, target string
+	instances, json     bool
+	insecure            bool
+}
+
+func newStateCommand() *cobra.Command {
+	var f stateFlags
+	c := &cobra.Command{
+		Use:   "state [--config FILE | --url URL] [--target ACCOUNT/REGION] [--instances] [--json]",
+		Short: "Show the snapshot: instances by state per target, scan progress, outbox",
+		Long: `Show what cvmwatch knows. While the daemon runs, state asks its HTTP API
+(http.listen); when it does not run, state reads the database in data_dir
+directly (the daemon holds a lock on it while it runs).`,
+		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
+  cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
+  cvmwatch state --config cvmwatch.yaml --json | jq '.targets[].byState'`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f.config == "" && f.url == "" {
+				return usageError{errors.New("state: give --config FILE or --url URL")}
+			}
+			targets, source, err := loadState(c.Context(), f)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				enc := json.NewEncoder(c.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"source": source, "targets": targets})
+			}
+			printState(c.OutOrStdout(), source, targets, f.instances)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&f.config, "config", "", "configuration file: its http.listen, or its data_dir when the daemon is not running")
+	c.Flags().StringVar(&f.url, "url", "", "the daemon's HTTP address, e.g. http://127.0.0.1:9090")
+	c.Flags().StringVar(&f.target, "target", "", "only this target, as ACCOUNT/REGION")
+	c.Flags().BoolVar(&f.instances, "instances", false, "list every instance with its state")
+	c.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	c.Flags().BoolVar(&f.insecure, "allow-insecure-permissions", false, "accept a config file with secrets that others can read")
+	return c
+}
+
+// loadState asks the daemon, or reads the database when no daemon answers.
+func loadState(ctx context.Context, f stateFlags) ([]targetHealth, string, error) {
+	var cfg *Config
+	base := f.url
+	if f.config != "" {
+		var err error
+		if cfg, err = LoadConfig(f.config, f.insecure); err != nil {
+			return nil, "", err
+		}
+		if base == "" {
+			base = "http://" + cfg.HTTP.Listen
+		}
+	}
+	targets, err := stateFromAPI(ctx, base, f.target, f.instances)
+	if err == nil {
+		return targets, base, nil
+	}
+	var opErr *net.OpError
+	if cfg == nil || !errors.As(err, &opErr) {
+		return nil, "", fmt.Errorf("state from %s: %w", base, err)
+	}
+	// Nobody listens: read the database the daemon would hold.
+	path := filepath.Join(cfg.DataDir, "cvmwatch.db")
+	targets, err = stateFromStore(ctx, path, f.target, f.instances)
+	if err != nil {
+		return nil, "", err
+	}
+	return targets, path, nil
+}
+
+func stateFromAPI(ctx context.Context, base, target string, instances bool) ([]targetHealth, error) {
+	q := url.Values{}
+	if target != "" {
+		q.Set("target", target)
+	}
+	if instances {
+		q.Set("instances", "1")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/api/state?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	var body struct{ Targets []targetHealth }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return body.Targets, nil
+}
+
+func stateFromStore(ctx context.Context, path, only string, instances bool) ([]targetHealth, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no daemon answered and there is no database to read: %w", err)
+	}
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("%w (the daemon runs but its HTTP API did not answer)", err)
+		}
+		return nil, err
+	}
+	defer st.Close()
+	list, err := st.Targets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []targetHealth
+	for _, t := range list {
+		if only != "" && t.String() != only {
+			continue
+		}
+		views, err := loadInstances(ctx, st, t)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := st.Load(ctx, t, func(watcher.Record) error { return nil })
+		if err != nil {
+			return nil, err
+		}
+		depth, oldest, err := st.OutboxStats(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		s := watcher.TargetStatus{Target: t, LastScan: meta.LastScan, LastComplete: meta.LastComplete,
+			Baselined: meta.Baselined, ByState: map[watcher.State]int{}, OutboxDepth: depth, OutboxOldest: oldest}
+		for _, v := range views {
+			s.ByState[watcher.State(v.State)]++
+		}
+		h := judge(s, time.Hour, time.Now())
+		h.Ready, h.Reason = false, "daemon not running"
+		if instances {
+			h.Instances = views
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func printState(w io.Writer, source string, targets []targetHealth, instances bool) {
+	fmt.Fprintf(w, "from %s\n", source)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tINSTANCES\tBY STATE\tLAST COMPLETE SCAN\tPROGRESS\tOUTBOX\tREADY")
+	for _, t := range targets {
+		total, states := 0, make([]string, 0, len(t.ByState))
+		for st, n := range t.ByState {
+			total += n
+			states = append(states, fmt.Sprintf("%s %d", st, n))
+		}
+		slices.Sort(states)
+		last := "never"
+		if t.LastComplete != nil {
+			last = time.Since(*t.LastComplete).Round(time.Second).String() + " ago"
+		}
+		progress := "-"
+		if t.PagesTotal > 0 {
+			progress = fmt.Sprintf("%d/%d pages", t.PagesDone, t.PagesTotal)
+		}
+		ready := "yes"
+		if !t.Ready {
+			ready = "no: " + t.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Target, total, strings.Join(states, ", "), last, progress, t.OutboxDepth, ready)
+	}
+	tw.Flush()
+	if !instances {
+		return
+	}
+	for _, t := range targets {
+		fmt.Fprintf(w, "\n%s\n", t.Target)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tSTATE\tSINCE\tEVENTS")
+		for _, v := range t.Instances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", v.InstanceID, v.State, v.Since.Format(time.RFC3339), v.Sequence)
+		}
+		tw.Flush()
+	}
+}
