@@ -22,6 +22,7 @@ const (
 	healthBodyMax = 1024
 )
 
+// newHealthcheckCommand returns "cvmwatch healthcheck".
 func newHealthcheckCommand() *cobra.Command {
 	var (
 		target  string

@@ -24,6 +24,7 @@ type historyFlags struct {
 	noColor bool
 }
 
+// newHistoryCommand returns "cvmwatch history".
 func newHistoryCommand() *cobra.Command {
 	var f historyFlags
 	c := &cobra.Command{
@@ -66,6 +67,7 @@ Exit status 1 if the stream does not exist or holds no event of the instance.`,
 	return c
 }
 
+// runHistory prints the instance's events from the stream, up to its end.
 func runHistory(ctx context.Context, f historyFlags, id string, w *eventWriter, stderr io.Writer) error {
 	nc, err := f.nats.connect(ctx, "cvmwatch-history", stderr, false)
 	if err != nil {

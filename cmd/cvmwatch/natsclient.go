@@ -29,19 +29,7 @@ type natsClientFlags struct {
 	prefix                                     string
 }
 
-// clientEnv maps each flag to its environment variable.
-var clientEnv = []struct{ flag, env string }{
-	{"server", "NATS_URL"},
-	{"creds", "NATS_CREDS"},
-	{"nkey", "NATS_NKEY"},
-	{"token", "NATS_TOKEN"},
-	{"user", "NATS_USER"},
-	{"password", "NATS_PASSWORD"},
-	{"tlsca", "NATS_CA"},
-	{"tlscert", "NATS_CERT"},
-	{"tlskey", "NATS_KEY"},
-}
-
+// register defines the flags on c.
 func (f *natsClientFlags) register(c *cobra.Command) {
 	fl := c.Flags()
 	fl.StringVarP(&f.server, "server", "s", defaultServer, "NATS server URLs, comma-separated (env NATS_URL)")
@@ -59,16 +47,25 @@ func (f *natsClientFlags) register(c *cobra.Command) {
 // resolve fills every flag the command line left unset from its environment
 // variable, and checks the prefix.
 func (f *natsClientFlags) resolve(c *cobra.Command, lookup func(string) (string, bool)) error {
-	dst := map[string]*string{
-		"server": &f.server, "creds": &f.creds, "nkey": &f.nkey, "token": &f.token, "user": &f.user,
-		"password": &f.password, "tlsca": &f.ca, "tlscert": &f.cert, "tlskey": &f.key,
-	}
-	for _, e := range clientEnv {
+	for _, e := range []struct {
+		flag, env string
+		dst       *string
+	}{
+		{"server", "NATS_URL", &f.server},
+		{"creds", "NATS_CREDS", &f.creds},
+		{"nkey", "NATS_NKEY", &f.nkey},
+		{"token", "NATS_TOKEN", &f.token},
+		{"user", "NATS_USER", &f.user},
+		{"password", "NATS_PASSWORD", &f.password},
+		{"tlsca", "NATS_CA", &f.ca},
+		{"tlscert", "NATS_CERT", &f.cert},
+		{"tlskey", "NATS_KEY", &f.key},
+	} {
 		if c.Flags().Changed(e.flag) {
 			continue
 		}
 		if v, ok := lookup(e.env); ok && v != "" {
-			*dst[e.flag] = v
+			*e.dst = v
 		}
 	}
 	if err := watcher.ValidatePrefix(f.prefix); err != nil {

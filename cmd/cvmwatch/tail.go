@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type tailFlags struct {
 	stream  string
 }
 
+// newTailCommand returns "cvmwatch tail".
 func newTailCommand() *cobra.Command {
 	var f tailFlags
 	c := &cobra.Command{
@@ -88,26 +90,23 @@ Stops on Ctrl-C.`,
 	return c
 }
 
-// filterKeys are the filter names, in subject order.
-var filterKeys = []string{"account", "region", "instance", "from", "to"}
+// filterKeys returns the filter names, in subject order.
+func filterKeys() []string { return []string{"account", "region", "instance", "from", "to"} }
 
 // filterSubject turns "key=value" filters into the subject
 // <prefix>.state.<account>.<region>.<instance>.<from>.<to>, with '*' for
 // every key not given. An unknown key, a repeated key or a value that is not
 // one safe subject token is an error.
 func filterSubject(prefix string, args []string) (string, error) {
+	keys := filterKeys()
 	tokens := map[string]string{}
 	for _, arg := range args {
 		key, value, ok := strings.Cut(arg, "=")
 		if !ok {
-			return "", fmt.Errorf("filter %s: want KEY=VALUE with KEY one of %s", watcher.Quote(arg), strings.Join(filterKeys, ", "))
+			return "", fmt.Errorf("filter %s: want KEY=VALUE with KEY one of %s", watcher.Quote(arg), strings.Join(keys, ", "))
 		}
-		known := false
-		for _, k := range filterKeys {
-			known = known || k == key
-		}
-		if !known {
-			return "", fmt.Errorf("filter %s: unknown key %s; known keys: %s", watcher.Quote(arg), watcher.Quote(key), strings.Join(filterKeys, ", "))
+		if !slices.Contains(keys, key) {
+			return "", fmt.Errorf("filter %s: unknown key %s; known keys: %s", watcher.Quote(arg), watcher.Quote(key), strings.Join(keys, ", "))
 		}
 		if _, dup := tokens[key]; dup {
 			return "", fmt.Errorf("filter %s: %s given twice (a filter matches one value)", watcher.Quote(arg), key)
@@ -121,7 +120,7 @@ func filterSubject(prefix string, args []string) (string, error) {
 		tokens[key] = value
 	}
 	parts := []string{prefix, "state"}
-	for _, k := range filterKeys {
+	for _, k := range keys {
 		if v, ok := tokens[k]; ok {
 			parts = append(parts, v)
 		} else {
@@ -131,6 +130,8 @@ func filterSubject(prefix string, args []string) (string, error) {
 	return strings.Join(parts, "."), nil
 }
 
+// runTail follows subject: a core subscription, or the stream with --since
+// or --all. It returns nil when ctx ends.
 func runTail(ctx context.Context, f tailFlags, subject string, w *eventWriter, stderr io.Writer) error {
 	nc, err := f.nats.connect(ctx, "cvmwatch-tail", stderr, true)
 	if err != nil {
