@@ -13,7 +13,7 @@ import (
 
 // Defaults of JetStreamConfig.
 const (
-	DefaultWindow     = 256
+	DefaultWindow     = 1024
 	DefaultAckTimeout = 5 * time.Second
 )
 

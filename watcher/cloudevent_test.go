@@ -135,6 +135,9 @@ func FuzzMarshalCloudEvent(f *testing.F) {
 	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0))
 	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64) {
 		obs := time.UnixMilli(obsMs % 1e14).UTC()
+		if got, want := string(appendTime(nil, obs)), obs.Format(TimeFormat); got != want {
+			t.Fatalf("appendTime = %s, want %s", got, want)
+		}
 		e := Event{ID: id + "x", Target: Target{Account: acct, Region: region}, InstanceID: id,
 			From: State(from), To: State(to), Sequence: seq, ObservedAt: obs}
 		if prevMs > 0 {

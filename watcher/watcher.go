@@ -15,7 +15,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultInterval      = 30 * time.Second
-	DefaultRelayWindow   = 1000
+	DefaultRelayWindow   = 4096
 	DefaultShutdownDrain = 5 * time.Second
 )
 
