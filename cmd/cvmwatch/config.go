@@ -14,6 +14,9 @@ import (
 // Config is the daemon's configuration: one YAML file, strictly decoded.
 // Every key is documented in configs/cvmwatch.example.yaml.
 type Config struct {
+	// allowInsecure relaxes the permission checks of files holding secrets
+	// (--allow-insecure-permissions).
+	allowInsecure bool
 	// literalSecrets lists the keys whose secret values are written in the
 	// file itself (not ${VAR}): such a file must not be readable by others.
 	literalSecrets []string
@@ -44,13 +47,35 @@ type AccountConfig struct {
 	AllowInsecureEndpoint bool `yaml:"allow_insecure_endpoint"`
 	// Credentials are explicit keys; absent means the SDK's default chain
 	// (environment, profile file, CVM role).
-	Credentials *CredentialsConfig `yaml:"credentials"`
+	Credentials *CredentialsConfig `yaml:"credentials,omitempty"`
 }
 
-// CredentialsConfig holds an explicit key pair.
+// CredentialsConfig says where an account's keys come from: explicit keys,
+// or a profile file, or a CVM role; AssumeRole then trades them for a
+// role's temporary keys (cross-account watching).
 type CredentialsConfig struct {
 	SecretID  string `yaml:"secret_id"`
 	SecretKey Secret `yaml:"secret_key"`
+	// ProfileFile is an INI file like ~/.tencentcloud/credentials; Profile
+	// its section (default "default").
+	ProfileFile string `yaml:"profile_file"`
+	Profile     string `yaml:"profile"`
+	// CVMRole is the role bound to the CVM instance cvmwatch runs on.
+	CVMRole    string            `yaml:"cvm_role"`
+	AssumeRole *AssumeRoleConfig `yaml:"assume_role,omitempty"`
+	// STSEndpoint and MetadataEndpoint override Tencent's (tests, private
+	// clouds).
+	STSEndpoint      string `yaml:"sts_endpoint"`
+	MetadataEndpoint string `yaml:"metadata_endpoint"`
+}
+
+// AssumeRoleConfig is an STS AssumeRole call.
+type AssumeRoleConfig struct {
+	RoleARN     string   `yaml:"role_arn"`
+	SessionName string   `yaml:"session_name"`
+	Duration    Duration `yaml:"duration"`
+	ExternalID  string   `yaml:"external_id"`
+	Region      string   `yaml:"region"`
 }
 
 // PollConfig says how often and how fast to call the API.
@@ -206,6 +231,7 @@ func LoadConfig(path string, allowInsecure bool) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.allowInsecure = allowInsecure
 	if len(cfg.literalSecrets) > 0 && !allowInsecure {
 		if err := checkPrivate(path, "holds "+strings.Join(cfg.literalSecrets, ", ")); err != nil {
 			return nil, err

@@ -17,11 +17,18 @@ func TestExampleConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig(raw, env(map[string]string{"PROD_SECRET_ID": "AKIDexample", "PROD_SECRET_KEY": "s3cr3t-example"}))
+	cfg, err := ParseConfig(raw, env(map[string]string{"PROD_SECRET_ID": "AKIDexample", "PROD_SECRET_KEY": "s3cr3t-example",
+		"CVMSIM_SECRET_ID": "AKIDcvmsim", "CVMSIM_SECRET_KEY": "cvmsim-secret-key"}))
 	if err != nil {
 		t.Fatalf("example config: %v", err)
 	}
-	if got, want := len(cfg.Accounts), 2; got != want {
+	if len(cfg.literalSecrets) != 0 {
+		t.Errorf("the example writes secrets literally: %v", cfg.literalSecrets)
+	}
+	if !cfg.Accounts[2].Regions.All() || cfg.Accounts[2].Credentials.AssumeRole == nil {
+		t.Errorf("the example's regions: all / assume_role account did not parse: %+v", cfg.Accounts[2])
+	}
+	if got, want := len(cfg.Accounts), 3; got != want {
 		t.Fatalf("accounts = %d, want %d", got, want)
 	}
 	if got, want := cfg.Accounts[0].Credentials.SecretKey.Reveal(), "s3cr3t-example"; got != want {
@@ -148,5 +155,19 @@ func TestConfigWithLiteralSecretsMustBePrivate(t *testing.T) {
 	}
 	if cfg.Accounts[0].Credentials.SecretKey.Reveal() != "TOPSECRET-env" {
 		t.Fatal("secret not expanded")
+	}
+}
+
+func TestMinimalExampleConfigParses(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "cvmwatch.minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(raw, env(nil))
+	if err != nil {
+		t.Fatalf("minimal config: %v", err)
+	}
+	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Credentials != nil || cfg.NATS.URL != "" {
+		t.Errorf("minimal config = %+v", cfg)
 	}
 }

@@ -133,11 +133,26 @@ func (c *Config) validate() configErrors {
 			}
 		}
 		if cr := a.Credentials; cr != nil {
-			if cr.SecretID == "" {
-				bad(key+".credentials.secret_id", "is empty")
+			ck := key + ".credentials"
+			explicit := cr.SecretID != "" || cr.SecretKey != ""
+			switch {
+			case explicit && cr.SecretID == "":
+				bad(ck+".secret_id", "is empty (secret_key is set)")
+			case explicit && cr.SecretKey == "":
+				bad(ck+".secret_key", "is empty (secret_id is set)")
+			case !explicit && cr.ProfileFile == "" && cr.CVMRole == "":
+				bad(ck, "give secret_id and secret_key, profile_file, or cvm_role (or leave credentials out for the SDK's default chain)")
 			}
-			if cr.SecretKey == "" {
-				bad(key+".credentials.secret_key", "is empty")
+			if n := btoi(explicit) + btoi(cr.ProfileFile != "") + btoi(cr.CVMRole != ""); n > 1 {
+				bad(ck, "give only one of secret_id/secret_key, profile_file and cvm_role")
+			}
+			if ar := cr.AssumeRole; ar != nil {
+				if ar.RoleARN == "" {
+					bad(ck+".assume_role.role_arn", "is required")
+				}
+				if d := ar.Duration.D(); d != 0 && (d < 15*time.Minute || d > 12*time.Hour) {
+					bad(ck+".assume_role.duration", "%v must be within [15m, 12h]", d)
+				}
 			}
 		}
 	}
@@ -262,4 +277,11 @@ func isLoopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

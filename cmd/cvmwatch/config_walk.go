@@ -53,6 +53,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 	if _, ok := w.lines[n.Line]; !ok {
 		w.lines[n.Line] = path
 	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // null: the key's zero value, like leaving it out
+	}
 	switch {
 	case isCustomScalar(t):
 		switch n.Kind {

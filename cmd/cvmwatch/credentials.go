@@ -1,19 +1,38 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
+
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 )
 
-// accountCredential returns the credential of account i: its explicit keys,
-// or else the SDK's environment and profile-file providers. The SDK's CVM
-// role provider is left out of the default chain: it calls the metadata
-// service with no timeout and hangs wherever there is none.
-func accountCredential(i int, a AccountConfig) (common.CredentialIface, error) {
-	if a.Credentials != nil {
-		return common.NewCredential(a.Credentials.SecretID, a.Credentials.SecretKey.Reveal()), nil
+// accountCredential returns the credential of account i: from its
+// credentials section (explicit keys, profile file, CVM role, each possibly
+// under an AssumeRole; temporary keys refreshed until ctx ends), or else the
+// SDK's environment and profile-file providers. The SDK's own CVM role
+// provider is never used: it calls the metadata service with no timeout.
+func accountCredential(ctx context.Context, i int, a AccountConfig, allowInsecure bool, log *slog.Logger) (common.CredentialIface, error) {
+	if cr := a.Credentials; cr != nil {
+		cfg := cvm.CredentialConfig{
+			SecretID: cr.SecretID, SecretKey: cr.SecretKey.Reveal(),
+			ProfileFile: cr.ProfileFile, Profile: cr.Profile, AllowInsecureFile: allowInsecure,
+			CVMRole: cr.CVMRole, STSEndpoint: cr.STSEndpoint, MetadataEndpoint: cr.MetadataEndpoint,
+			Logger: log.With("account", a.Name),
+		}
+		if ar := cr.AssumeRole; ar != nil {
+			cfg.AssumeRole = &cvm.AssumeRoleConfig{RoleARN: ar.RoleARN, SessionName: ar.SessionName,
+				Duration: ar.Duration.D(), ExternalID: ar.ExternalID, Region: ar.Region}
+		}
+		cred, err := cvm.NewCredential(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("accounts[%d] (%s) credentials: %w", i, a.Name, err)
+		}
+		return cred, nil
 	}
 	chain := common.NewProviderChain([]common.Provider{common.DefaultEnvProvider(), common.DefaultProfileProvider()})
 	cred, err := chain.GetCredential()

@@ -35,6 +35,8 @@ type daemon struct {
 	watcher  *watcher.Watcher
 	limiters *cvm.Limiters
 	accounts []*account
+	// closers stop what the accounts started (credential refreshers).
+	closers []func() error
 }
 
 // openDaemon wires a daemon from cfg. On error, whatever was opened is
@@ -205,6 +207,9 @@ func (d *daemon) Close() error {
 		if err := d.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, c := range d.closers {
+		c()
 	}
 	if len(errs) > 0 {
 		return errs[0]

@@ -26,11 +26,19 @@ type account struct {
 }
 
 func (d *daemon) wireAccount(ctx context.Context, i int, a AccountConfig) (*account, error) {
-	cred, err := accountCredential(i, a)
+	cred, err := accountCredential(ctx, i, a, d.cfg.allowInsecure, d.log)
 	if err != nil {
 		return nil, err
 	}
 	acct := &account{index: i, cfg: a, cred: cred, quotaKey: "id:" + cred.GetSecretId()}
+	if c, ok := cred.(cvm.Credential); ok {
+		d.closers = append(d.closers, c.Close)
+		if a.Credentials.CVMRole != "" || a.Credentials.AssumeRole != nil {
+			// Temporary keys change at every refresh; the quota belongs to
+			// the role they come from.
+			acct.quotaKey = "source:" + c.Source()
+		}
+	}
 	if a.Regions.All() {
 		endpoint := a.RegionEndpoint
 		if endpoint == "" {

@@ -23,7 +23,18 @@ func isTencentRegion(r string) bool {
 }
 
 func isServedAction(a string) bool {
-	return a == ActionDescribeInstancesStatus || a == ActionDescribeInstances
+	return a == ActionDescribeInstancesStatus || a == ActionDescribeInstances || a == ActionAssumeRole || a == ActionDescribeRegions
+}
+
+// versionOf is the API version of a served action.
+func versionOf(action string) string {
+	switch action {
+	case ActionAssumeRole:
+		return STSVersion
+	case ActionDescribeRegions:
+		return RegionAPIVersion
+	}
+	return APIVersion
 }
 
 // reply is the answer to one API request, decided before it is sent.
@@ -99,6 +110,12 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rid string) rep
 	if aerr != nil {
 		return errorReply(aerr, rid)
 	}
+	if env.action == ActionAssumeRole {
+		return s.serveAssumeRole(r, body, rid)
+	}
+	if env.action == ActionDescribeRegions {
+		return s.serveDescribeRegions(r, body, rid)
+	}
 	p, perr := parseParams(r, body, env.action)
 	if perr == nil {
 		perr = validate(&p)
@@ -163,8 +180,10 @@ func (s *Server) admit(r *http.Request, body []byte) (envelope, string, *apiErro
 	switch {
 	case !isServedAction(env.action):
 		return env, "", errorf(CodeInvalidAction, "The action `"+clip(env.action)+"` is not supported by cvm version "+APIVersion+".")
-	case env.version != APIVersion:
-		return env, "", errorf(CodeNoSuchVersion, "The API version `"+clip(env.version)+"` does not exist; use "+APIVersion+".")
+	case env.version != versionOf(env.action):
+		return env, "", errorf(CodeNoSuchVersion, "The API version `"+clip(env.version)+"` does not exist; use "+versionOf(env.action)+".")
+	case env.action == ActionDescribeRegions:
+		// The Region API is global: X-TC-Region is optional.
 	case env.region == "":
 		return env, "", errorf(CodeMissingParameter, "The request is missing a required parameter `Region` (header X-TC-Region).")
 	case !s.regions[env.region] && !isTencentRegion(env.region):

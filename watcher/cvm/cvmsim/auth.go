@@ -180,25 +180,48 @@ func sha256Hex(b []byte) string {
 // authenticate verifies the TC3-HMAC-SHA256 signature of r and returns the
 // SecretId that signed it. Checks, in order: the header's shape
 // (InvalidAuthorization), the SecretId (SecretIdNotFound), the timestamp
-// against server time (SignatureExpire), the credential scope and the
-// signature itself (SignatureFailure). Replays of a correctly signed request
-// are accepted: TC3 has no nonce.
+// against server time (SignatureExpire), the credential scope (service "sts"
+// for AssumeRole, "cvm" otherwise) and the signature itself
+// (SignatureFailure), then for a temporary SecretId its X-TC-Token and expiry
+// (TokenFailure). Replays of a correctly signed request are accepted: TC3 has
+// no nonce.
 func (s *Server) authenticate(r *http.Request, body []byte, env envelope, now time.Time) (string, *apiError) {
-	a, aerr := parseAuthorization(r.Header.Get("Authorization"))
+	id, temp, aerr := s.verifySignature(r, body, env, now)
 	if aerr != nil {
 		return "", aerr
 	}
-	secretKey, ok := s.creds[a.secretID]
+	if aerr := checkToken(temp, r.Header.Get("X-TC-Token"), now); aerr != nil {
+		return "", aerr
+	}
+	return id, nil
+}
+
+// verifySignature is authenticate without the token check; temp is the
+// temporary credential of the SecretId, if it is one.
+func (s *Server) verifySignature(r *http.Request, body []byte, env envelope, now time.Time) (id string, temp *tempCredential, aerr *apiError) {
+	var a authorization
+	a, aerr = parseAuthorization(r.Header.Get("Authorization"))
+	if aerr != nil {
+		return "", nil, aerr
+	}
+	service := tc3Service
+	switch env.action {
+	case ActionAssumeRole:
+		service = stsService
+	case ActionDescribeRegions:
+		service = regionService
+	}
+	secretKey, temp, ok := s.secretKey(a.secretID)
 	if !ok {
-		return "", errorf(CodeAuthSecretIDNotFound, "The SecretId is not found, please ensure that your SecretId is correct.")
+		return "", nil, errorf(CodeAuthSecretIDNotFound, "The SecretId is not found, please ensure that your SecretId is correct.")
 	}
 	n := now.Unix()
 	if env.timestamp < n-maxClockSkew || env.timestamp > n+maxClockSkew {
-		return "", errorf(CodeAuthSignatureExpire, fmt.Sprintf("Signature expired. Timestamp %d differs from server time %d by more than five minutes.", env.timestamp, n))
+		return "", nil, errorf(CodeAuthSignatureExpire, fmt.Sprintf("Signature expired. Timestamp %d differs from server time %d by more than five minutes.", env.timestamp, n))
 	}
 	date := time.Unix(env.timestamp, 0).UTC().Format("2006-01-02")
-	if a.date != date || a.service != tc3Service || a.terminator != tc3Terminator {
-		return "", errorf(CodeAuthSignatureFailure, "The credential scope must be "+date+"/"+tc3Service+"/"+tc3Terminator+".")
+	if a.date != date || a.service != service || a.terminator != tc3Terminator {
+		return "", nil, errorf(CodeAuthSignatureFailure, "The credential scope must be "+date+"/"+service+"/"+tc3Terminator+".")
 	}
 	query := ""
 	if r.Method == http.MethodGet {
@@ -217,11 +240,11 @@ func (s *Server) authenticate(r *http.Request, body []byte, env envelope, now ti
 			values[i] = strings.TrimSpace(strings.Join(r.Header.Values(name), ","))
 		}
 	}
-	scope := date + "/" + tc3Service + "/" + tc3Terminator
-	key := signingKey(secretKey, date, tc3Service)
+	scope := date + "/" + service + "/" + tc3Terminator
+	key := signingKey(secretKey, date, service)
 	want := signature(key, stringToSign(env.timestampRaw, scope, canonicalRequest(r.Method, query, a.signedHeaders, values, payloadHash)))
 	if equalHex(want, a.signature) {
-		return a.secretID, nil
+		return a.secretID, temp, nil
 	}
 	// The documentation lower-cases header values (x-tc-action:describeinstances);
 	// the Go SDK signs them as sent. Accept either.
@@ -234,10 +257,10 @@ func (s *Server) authenticate(r *http.Request, body []byte, env envelope, now ti
 	if changed {
 		want = signature(key, stringToSign(env.timestampRaw, scope, canonicalRequest(r.Method, query, a.signedHeaders, lowered, payloadHash)))
 		if equalHex(want, a.signature) {
-			return a.secretID, nil
+			return a.secretID, temp, nil
 		}
 	}
-	return "", errorf(CodeAuthSignatureFailure, "The provided credentials could not be validated. Please check your signature is correct.")
+	return "", nil, errorf(CodeAuthSignatureFailure, "The provided credentials could not be validated. Please check your signature is correct.")
 }
 
 func equalHex(want, got string) bool {

@@ -10,6 +10,17 @@
 // a scan shifts later offsets), and answers every request with HTTP 200 and a
 // {"Response":{...,"RequestId":"<uuid>"}} envelope.
 //
+// The same endpoint also serves STS AssumeRole (service "sts", version
+// 2018-08-13, credential scope <date>/sts/tc3_request): it validates RoleArn,
+// RoleSessionName, ExternalId and DurationSeconds (900..43200, default 7200;
+// InvalidParameter.ParamError, InvalidParameter.OverTimeError,
+// InvalidParameterValue) and issues a temporary SecretId, SecretKey and Token
+// (lifetime capped by Options.STSMaxDuration). Requests signed with a
+// temporary key must carry its token in X-TC-Token; a missing or wrong token
+// or an expired key is AuthFailure.TokenFailure. AssumeRole uses no quota and
+// only faults whose Action is AssumeRole (error, timeout) apply to it; see
+// sts.go and IssueTemporaryCredentials.
+//
 // Beside the API it keeps ground truth: every state change of the simulated
 // fleet, whether made by a test (SetState, Create, Release), by the churn
 // engine (Options.Churn) or by a fault that really changes the fleet

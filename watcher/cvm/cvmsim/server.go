@@ -45,6 +45,11 @@ type Options struct {
 	// DwellScale multiplies the dwell times of intermediate states (PENDING,
 	// STOPPING, SHUTDOWN...); 0 means 1.
 	DwellScale float64
+	// STSMaxDuration caps the lifetime of the temporary credentials that
+	// AssumeRole issues, like a role's maximum session duration; 0 means
+	// only the API's own limit (DurationSeconds, default 7200 s). Tests set a
+	// few seconds to watch credentials being refreshed.
+	STSMaxDuration time.Duration
 	// Logger receives a debug line per API request and info lines for
 	// admin changes; nil discards. Secrets are never logged.
 	Logger *slog.Logger
@@ -52,14 +57,17 @@ type Options struct {
 
 // Server is a running simulator. Its methods are safe for concurrent use.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	creds    map[string]string
-	regions  map[string]bool
-	handler  http.Handler
-	listener net.Listener
-	httpSrv  *http.Server
-	offset   atomic.Int64 // clock offset in nanoseconds
+	opts    Options
+	log     *slog.Logger
+	creds   map[string]string
+	regions map[string]bool
+	// advertised is what DescribeRegions answers; nil: Options.Regions.
+	advertised []string
+	handler    http.Handler
+	listener   net.Listener
+	httpSrv    *http.Server
+	offset     atomic.Int64 // clock offset in nanoseconds
+	sts        stsState     // temporary credentials issued by AssumeRole
 
 	mu        sync.Mutex
 	fleet     fleet
@@ -130,6 +138,9 @@ func normalize(opts Options) (Options, error) {
 	}
 	if opts.DwellScale < 0 || math.IsNaN(opts.DwellScale) || math.IsInf(opts.DwellScale, 0) {
 		return opts, fmt.Errorf("dwell scale %v: want a finite factor >= 0", opts.DwellScale)
+	}
+	if opts.STSMaxDuration < 0 {
+		return opts, fmt.Errorf("sts max duration %v: must not be negative", opts.STSMaxDuration)
 	}
 	if opts.DwellScale == 0 {
 		opts.DwellScale = 1

@@ -1,0 +1,116 @@
+package cvm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxCredentialBody caps a metadata or STS response.
+const maxCredentialBody = 64 << 10
+
+// metadataCredentials is the answer of
+// /latest/meta-data/cam/security-credentials/<role>.
+type metadataCredentials struct {
+	TmpSecretID  string `json:"TmpSecretId"`
+	TmpSecretKey string `json:"TmpSecretKey"`
+	Token        string `json:"Token"`
+	ExpiredTime  int64  `json:"ExpiredTime"`
+	Expiration   string `json:"Expiration"`
+	Code         string `json:"Code"`
+}
+
+// newCVMRoleCredential fetches the temporary keys of the CAM role bound to
+// this instance from the metadata service and keeps them fresh. Unlike the
+// SDK's CvmRoleProvider, every call has a timeout, goes through no proxy and
+// follows no redirect.
+func newCVMRoleCredential(ctx context.Context, cfg CredentialConfig, log *slog.Logger) (Credential, error) {
+	role := cfg.CVMRole
+	if !roleNamePattern.MatchString(role) {
+		return nil, fmt.Errorf("cvm role %q: not a valid CAM role name", role)
+	}
+	endpoint := cfg.MetadataEndpoint
+	if endpoint == "" {
+		endpoint = DefaultMetadataEndpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("cvm role %s: metadata endpoint %q: want http://host[:port]", role, endpoint)
+	}
+	endpoint = strings.TrimRight(endpoint, "/")
+	credURL := endpoint + "/latest/meta-data/cam/security-credentials/" + url.PathEscape(role)
+	client := newMetadataClient(cfg.HTTPTimeout)
+	fetch := func(ctx context.Context) (keys, error) {
+		return fetchMetadataCredentials(ctx, client, credURL, role, endpoint)
+	}
+	return startRefreshing(ctx, "cvm role "+role, fetch, cfg.HTTPTimeout, log, nil)
+}
+
+// newMetadataClient is a client for the link-local metadata service: no
+// proxy, bounded dial and header wait, whole-call timeout, no redirects.
+func newMetadataClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:          2,
+			IdleConnTimeout:       30 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// fetchMetadataCredentials makes one GET of the role's credentials.
+func fetchMetadataCredentials(ctx context.Context, client *http.Client, credURL, role, endpoint string) (keys, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, credURL, nil)
+	if err != nil {
+		return keys{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return keys{}, fmt.Errorf("metadata service unreachable at %s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCredentialBody+1))
+	if err != nil {
+		return keys{}, fmt.Errorf("metadata service at %s: reading the answer: %w", endpoint, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return keys{}, fmt.Errorf("no CVM role %q bound to this instance (metadata service at %s answered %s)", role, endpoint, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return keys{}, fmt.Errorf("metadata service at %s answered %s", endpoint, truncate(resp.Status, 64))
+	case len(body) > maxCredentialBody:
+		return keys{}, fmt.Errorf("%w: metadata answer larger than %d bytes", ErrMalformed, maxCredentialBody)
+	}
+	var mc metadataCredentials
+	if err := json.Unmarshal(body, &mc); err != nil {
+		// The JSON error text is not kept: it could quote part of the body.
+		return keys{}, fmt.Errorf("%w: metadata answer is not the credentials JSON", ErrMalformed)
+	}
+	if mc.Code != "Success" {
+		return keys{}, fmt.Errorf("metadata service answered Code %q for role %q", truncate(mc.Code, 64), role)
+	}
+	expires := time.Unix(mc.ExpiredTime, 0)
+	if mc.ExpiredTime == 0 {
+		if expires, err = time.Parse(time.RFC3339, mc.Expiration); err != nil {
+			return keys{}, fmt.Errorf("%w: metadata answer has neither ExpiredTime nor a valid Expiration", ErrMalformed)
+		}
+	}
+	return keys{id: mc.TmpSecretID, key: mc.TmpSecretKey, token: mc.Token, expires: expires}, nil
+}

@@ -1,0 +1,41 @@
+package cvm_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+func TestRegionListerThroughTheSDK(t *testing.T) {
+	srv := mustStartSim(t, cvmsim.Options{Regions: []string{"ap-guangzhou", "ap-shanghai"}})
+	l, err := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.List(t.Context())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if want := []string{"ap-guangzhou", "ap-shanghai"}; !slices.Equal(got, want) {
+		t.Fatalf("regions = %v, want %v", got, want)
+	}
+	srv.SetAdvertisedRegions([]string{"ap-shanghai", "ap-beijing", "ap-guangzhou"})
+	if got, _ = l.List(t.Context()); !slices.Equal(got, []string{"ap-beijing", "ap-guangzhou", "ap-shanghai"}) {
+		t.Fatalf("regions after a change = %v", got)
+	}
+	srv.SetAdvertisedRegions([]string{"ap-guangzhou", "bad.region"})
+	if _, err := l.List(t.Context()); err == nil {
+		t.Fatal("a region name that is not a subject token was accepted")
+	}
+
+	bad, _ := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, "wrong")})
+	if _, err := bad.List(t.Context()); !errors.Is(err, watcher.ErrAuth) {
+		t.Fatalf("wrong key: %v, want ErrAuth", err)
+	}
+}
