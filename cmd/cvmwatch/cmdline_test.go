@@ -87,3 +87,12 @@ func loopbackName(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+func TestExtraArgumentsAreUsageErrors(t *testing.T) {
+	for _, cmd := range []string{"demo", "run", "check-config", "state", "sim", "version"} {
+		var out syncBuffer
+		if code := Run(t.Context(), []string{cmd, "surplus"}, &out, &out); code != 2 {
+			t.Errorf("%s surplus: exit %d, want 2 (usage)\n%s", cmd, code, out.String())
+		}
+	}
+}

@@ -40,7 +40,7 @@ Stops on Ctrl-C or after --duration.`,
 		Example: `  cvmwatch demo
   cvmwatch demo --instances 2000 --churn 5 --duration 1m
   cvmwatch demo --nats-listen 127.0.0.1:4222   # then: nats sub 'cvm.state.>'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if f.interval < time.Second/10 {
 				return usageError{fmt.Errorf("--interval: %v is shorter than 100ms", f.interval)}

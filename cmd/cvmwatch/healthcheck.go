@@ -96,11 +96,3 @@ func healthcheck(ctx context.Context, target string, timeout time.Duration, out 
 	}
 	return nil
 }
-
-// noArgs is cobra.NoArgs as a usage error (exit status 2).
-func noArgs(c *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q (see %s --help)", c.CommandPath(), args[0], c.CommandPath())}
-	}
-	return nil
-}

@@ -20,7 +20,7 @@ data_dir, and publish every transition to NATS. Stops cleanly on SIGINT or
 SIGTERM: the scan in flight is abandoned (never half committed), the outbox is
 relayed for a few seconds, the database is closed.`,
 		Example: `  cvmwatch run --config /etc/cvmwatch/cvmwatch.yaml`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(path, insecure)
 			if err != nil {
@@ -56,7 +56,7 @@ func newCheckConfigCommand() *cobra.Command {
 configuration (defaults filled in, every secret redacted). Exit status 1 and
 every problem found, each naming its key, if it is not valid.`,
 		Example: `  cvmwatch check-config --config configs/cvmwatch.example.yaml`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(path, insecure)
 			if err != nil {

@@ -101,7 +101,7 @@ read the ground truth and inject faults.`,
   curl -s 127.0.0.1:9000/_sim/instances | head
   curl -s -X PUT 127.0.0.1:9000/_sim/instances/ins-0a1b2c3d -d '{"state":"STOPPED"}'
   curl -s -X POST 127.0.0.1:9000/_sim/faults -d '{"kind":"error","code":"InternalError","rate":0.1}'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkLoopback(f.listen, f.anyAddress); err != nil {
 				return usageError{err}

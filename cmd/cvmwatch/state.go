@@ -39,7 +39,7 @@ directly (the daemon holds a lock on it while it runs).`,
 		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
   cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
   cvmwatch state --config cvmwatch.yaml --json | jq '.targets[].byState'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if f.config == "" && f.url == "" {
 				return usageError{errors.New("state: give --config FILE or --url URL")}
