@@ -72,6 +72,13 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		urls = []string{d.embedded.ClientURL()}
 		log.Info("embedded NATS server with JetStream started", "url", d.embedded.ClientURL())
 	}
+	for key, path := range map[string]string{"nats.creds_file": cfg.NATS.CredsFile, "nats.nkey_seed_file": cfg.NATS.NKeySeedFile, "nats.tls.key_file": cfg.NATS.TLS.KeyFile} {
+		if path != "" && !cfg.allowInsecure {
+			if err := checkPrivate(path, "("+key+") holds a secret"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	d.nc, err = publisher.Connect(publisher.ConnConfig{
 		URLs: urls, Name: "cvmwatch",
 		Token: cfg.NATS.Token.Reveal(), User: cfg.NATS.User, Password: cfg.NATS.Password.Reveal(),
