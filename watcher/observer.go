@@ -25,6 +25,8 @@ type Observer interface {
 // checks and the state command.
 type TargetStatus struct {
 	Target Target
+	// Interval is the time between the target's scans.
+	Interval time.Duration
 	// LastScan and LastComplete are when the latest committed scan and the
 	// latest committed complete scan started (zero: none yet).
 	LastScan     time.Time

@@ -36,7 +36,7 @@ func (w *Watcher) relayLoop(ctx, scanCtx context.Context, t *target) {
 				return
 			case <-scanCtx.Done():
 			case <-t.wake:
-			case <-time.After(w.cfg.Interval):
+			case <-time.After(t.interval):
 			}
 		}
 	}

@@ -67,6 +67,8 @@ func (w *Watcher) crash(point string) {
 type TargetSource struct {
 	Target Target
 	Source Source
+	// Interval overrides Config.Interval for this target when positive.
+	Interval time.Duration
 }
 
 // Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
@@ -92,9 +94,10 @@ type runState struct {
 // target is the per-target state; the loop goroutine owns snap.
 type target struct {
 	Target
-	source Source
-	snap   *Snapshot
-	log    *slog.Logger
+	source   Source
+	interval time.Duration
+	snap     *Snapshot
+	log      *slog.Logger
 	// wake nudges the relay after a commit (capacity 1: one pending nudge is
 	// enough).
 	wake chan struct{}
@@ -189,12 +192,17 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 			return fmt.Errorf("watcher: target %s configured twice", ts.Target)
 		}
 	}
+	interval := ts.Interval
+	if interval <= 0 {
+		interval = w.cfg.Interval
+	}
 	t := &target{
-		Target: ts.Target,
-		source: ts.Source,
-		log:    w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
-		wake:   make(chan struct{}, 1),
-		status: TargetStatus{Target: ts.Target},
+		Target:   ts.Target,
+		source:   ts.Source,
+		interval: interval,
+		log:      w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
+		wake:     make(chan struct{}, 1),
+		status:   TargetStatus{Target: ts.Target, Interval: interval},
 	}
 	w.targets = append(w.targets, t)
 	if w.running != nil && w.running.scanCtx.Err() == nil {
@@ -228,12 +236,12 @@ func (w *Watcher) Targets() []Target {
 
 func (w *Watcher) scanLoop(ctx context.Context, t *target) {
 	if w.cfg.Jitter > 0 {
-		delay := time.Duration(rand.Float64() * w.cfg.Jitter * float64(w.cfg.Interval))
+		delay := time.Duration(rand.Float64() * w.cfg.Jitter * float64(t.interval))
 		if !sleepCtx(ctx, delay) {
 			return
 		}
 	}
-	tick := time.NewTicker(w.cfg.Interval)
+	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
 	for {
 		if !w.acquireScanSlot(ctx) {

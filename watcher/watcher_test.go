@@ -195,3 +195,24 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 		t.Fatalf("after shutdown: %d published + %d in the outbox, want the 2 events kept", len(l.pub.Events()), depth)
 	}
 }
+
+func TestPerTargetIntervalOverridesTheDefault(t *testing.T) {
+	w, err := watcher.New(watcher.Config{Store: store.NewMemory(), Publisher: publisher.NewMemory(), Interval: time.Hour, Logger: quiet},
+		[]watcher.TargetSource{
+			{Target: watcher.Target{Account: "a", Region: "r1"}},
+			{Target: watcher.Target{Account: "a", Region: "r2"}, Interval: 5 * time.Second},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.Status()
+	if st[0].Interval != time.Hour || st[1].Interval != 5*time.Second {
+		t.Fatalf("intervals = %v, %v; want 1h and 5s", st[0].Interval, st[1].Interval)
+	}
+	if err := w.AddTarget(watcher.TargetSource{Target: watcher.Target{Account: "a", Region: "r1"}}); err == nil {
+		t.Fatal("a target added twice")
+	}
+	if err := w.AddTarget(watcher.TargetSource{Target: watcher.Target{Account: "a.b", Region: "r3"}}); err == nil {
+		t.Fatal("an account that is not a subject token was accepted")
+	}
+}

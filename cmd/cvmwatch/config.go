@@ -45,6 +45,8 @@ type AccountConfig struct {
 	// AllowInsecureEndpoint accepts a plain http:// endpoint that is not on
 	// loopback (requests are signed, but readable on the wire).
 	AllowInsecureEndpoint bool `yaml:"allow_insecure_endpoint"`
+	// Interval overrides poll.interval for this account's targets.
+	Interval Duration `yaml:"interval"`
 	// Credentials are explicit keys; absent means the SDK's default chain
 	// (environment, profile file, CVM role).
 	Credentials *CredentialsConfig `yaml:"credentials,omitempty"`

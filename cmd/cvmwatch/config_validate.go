@@ -104,6 +104,9 @@ func (c *Config) validate() configErrors {
 			bad(key+".name", "%q is also the name of accounts[%d]", a.Name, j)
 		}
 		names[a.Name] = i
+		if d := a.Interval.D(); d != 0 && d < time.Second {
+			bad(key+".interval", "%v is shorter than 1s", d)
+		}
 		if len(a.Regions) == 0 {
 			bad(key+".regions", `at least one region (or "all") is required`)
 		}

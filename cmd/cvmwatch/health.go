@@ -85,7 +85,7 @@ func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func()
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		ready, targets := true, []targetHealth{}
 		for _, s := range w.Status() {
-			h := judge(s, w.Interval(), now())
+			h := judge(s, s.Interval, now())
 			ready = ready && h.Ready
 			targets = append(targets, h)
 		}
@@ -102,7 +102,7 @@ func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func()
 			if only != "" && s.Target.String() != only {
 				continue
 			}
-			h := judge(s, w.Interval(), now())
+			h := judge(s, s.Interval, now())
 			h.PagesDone, h.PagesTotal = m.scanProgressOf(s.Target)
 			if r.URL.Query().Get("instances") != "" {
 				views, err := loadInstances(r.Context(), st, s.Target)

@@ -72,7 +72,7 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 	if err != nil {
 		return watcher.TargetSource{}, err
 	}
-	return watcher.TargetSource{Target: t, Source: s}, nil
+	return watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}, nil
 }
 
 // refreshRegions re-resolves `regions: all` every poll.region_refresh and
