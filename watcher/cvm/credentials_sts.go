@@ -86,7 +86,7 @@ func assumeRole(ctx context.Context, client *common.Client, params map[string]an
 		return keys{}, fmt.Errorf("sts %s: %w", stsAction, err)
 	}
 	resp := tchttp.NewCommonResponse()
-	if err := client.Send(req, resp); err != nil {
+	if err := sendGuarded(client, req, resp); err != nil {
 		err, _ := wrapError(ctx, "sts "+stsAction, err)
 		var apiErr *APIError
 		if errors.As(err, &apiErr) {

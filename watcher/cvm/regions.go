@@ -69,7 +69,7 @@ func (l *RegionLister) List(ctx context.Context) ([]string, error) {
 	}
 	req.SetContext(ctx)
 	resp := tchttp.NewCommonResponse()
-	if err := l.client.Send(req, resp); err != nil {
+	if err := sendGuarded(l.client, req, resp); err != nil {
 		err, _ := wrapError(ctx, ActionDescribeRegions, err)
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package cvm_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 
@@ -37,5 +39,22 @@ func TestRegionListerThroughTheSDK(t *testing.T) {
 	bad, _ := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, "wrong")})
 	if _, err := bad.List(t.Context()); !errors.Is(err, watcher.ErrAuth) {
 		t.Fatalf("wrong key: %v, want ErrAuth", err)
+	}
+}
+
+// TestRegionListerSurvivesANullBody feeds the JSON `null` that makes the SDK
+// dereference nil: an error, never a panic.
+func TestRegionListerSurvivesANullBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("null"))
+	}))
+	defer srv.Close()
+	l, err := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL, Credential: common.NewCredential("id", "key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.List(t.Context()); err == nil {
+		t.Fatal("a null body listed regions")
 	}
 }
