@@ -16,7 +16,8 @@ const encVersion = 1
 const (
 	recSince    = 1 << 0
 	recLastSeen = 1 << 1
-	recAllFlags = recSince | recLastSeen
+	recUnread   = 1 << 2
+	recAllFlags = recSince | recLastSeen | recUnread
 )
 
 // Flags of encoded scan metadata.
@@ -65,6 +66,9 @@ func appendRecord(dst []byte, r watcher.Record) ([]byte, error) {
 		return dst, fmt.Errorf("last seen: %w", err)
 	}
 	flags := timeFlag(r.Since, recSince) | timeFlag(r.LastSeen, recLastSeen)
+	if r.Unread {
+		flags |= recUnread
+	}
 	dst = append(dst, encVersion, flags)
 	dst = appendString(dst, string(r.State))
 	dst = binary.AppendUvarint(dst, r.Sequence)
@@ -99,6 +103,7 @@ func decodeRecord(key, val []byte, in *interner) (watcher.Record, error) {
 		d.fail("missing %d out of range", m)
 	}
 	r.Missing = int(m)
+	r.Unread = flags&recUnread != 0
 	if err := d.finish(); err != nil {
 		return watcher.Record{}, err
 	}

@@ -88,7 +88,8 @@ func TestEncodingIsStable(t *testing.T) {
 func recordsEqual(a, b watcher.Record) bool {
 	return a.InstanceID == b.InstanceID && a.State == b.State && a.Sequence == b.Sequence &&
 		a.Since.Equal(b.Since) && a.Since.IsZero() == b.Since.IsZero() &&
-		a.LastSeen.Equal(b.LastSeen) && a.LastSeen.IsZero() == b.LastSeen.IsZero() && a.Missing == b.Missing
+		a.LastSeen.Equal(b.LastSeen) && a.LastSeen.IsZero() == b.LastSeen.IsZero() && a.Missing == b.Missing &&
+		a.Unread == b.Unread
 }
 
 func eventsEqual(a, b watcher.Event) bool {
@@ -265,6 +266,7 @@ func FuzzRecordRoundTrip(f *testing.F) {
 		r := watcher.Record{
 			InstanceID: id, State: watcher.State(state), Sequence: seq,
 			Since: fuzzTime(sinceSet, since), LastSeen: fuzzTime(seenSet, seen), Missing: missing,
+			Unread: seq&1 == 1,
 		}
 		got, err := decodeRecord([]byte(id), mustAppendRecord(t, r), newInterner())
 		if err != nil || !recordsEqual(got, r) {

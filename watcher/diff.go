@@ -56,9 +56,11 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 			continue
 		}
 		liveListed++
-		if rec.missing != 0 {
+		// Listed, so not missing; but its state was not read, so its last
+		// sighting must stay what it was (not this scan's start).
+		if rec.missing >= 0 {
 			r := snap.record(id, rec)
-			r.Missing = 0
+			r.Missing, r.Unread = 0, true
 			d.put(r)
 		}
 	}
@@ -89,7 +91,7 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 			threshold = max(p.MassConfirmScans, p.ConfirmScans)
 		}
 		for _, id := range missing {
-			n := int(snap.records[id].missing) + 1
+			n := int(max(snap.records[id].missing, 0)) + 1
 			d.misses[id] = n
 			switch {
 			case n >= threshold:

@@ -22,6 +22,12 @@ type Record struct {
 	// Missing counts the consecutive complete scans that did not list the
 	// instance; 0 once it is listed again.
 	Missing int
+	// Unread is set when a scan listed the instance without a usable state
+	// (a conflicting duplicate, a null state) since it was last seen in
+	// State: LastSeen is then exact and never derived from LastComplete,
+	// so an event's window cannot claim a sighting that did not happen.
+	// Cleared when the instance is listed in a state again.
+	Unread bool
 }
 
 // ScanMeta is the per-target metadata written with every commit.

@@ -25,7 +25,7 @@ type snapRecord struct {
 	since    int64
 	lastSeen int64
 	state    uint32 // index into Snapshot.states; 0 is Absent
-	missing  int32
+	missing  int32  // Record.Missing; -1: Missing 0 and Record.Unread
 }
 
 // absentIdx is Absent's index in every state table.
@@ -84,7 +84,8 @@ func (s *Snapshot) record(id string, r snapRecord) Record {
 		Sequence:   r.seq,
 		Since:      fromMillis(r.since),
 		LastSeen:   fromMillis(seen),
-		Missing:    int(r.missing),
+		Missing:    int(max(r.missing, 0)),
+		Unread:     r.missing < 0,
 	}
 }
 
@@ -152,6 +153,9 @@ func (s *Snapshot) put(r Record) {
 		since:    toMillis(r.Since),
 		lastSeen: toMillis(r.LastSeen),
 		missing:  int32(r.Missing),
+	}
+	if r.Unread && r.Missing == 0 {
+		nr.missing = -1 // LastSeen is exact: never derived
 	}
 	s.count(nr, 1)
 	s.records[r.InstanceID] = nr

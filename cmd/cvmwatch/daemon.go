@@ -199,7 +199,10 @@ func (d *daemon) HTTPAddr() string { return d.httpLn.Addr().String() }
 func (d *daemon) Close() error {
 	var errs []error
 	if d.nc != nil {
-		if err := d.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		// While NATS is unreachable there is nothing to drain: what was not
+		// acknowledged stays in the outbox for the next run.
+		if err := d.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) &&
+			!errors.Is(err, nats.ErrConnectionReconnecting) {
 			errs = append(errs, fmt.Errorf("nats drain: %w", err))
 		}
 		d.nc.Close()

@@ -325,7 +325,7 @@ func (s *Scanner) describeOnce(ctx context.Context, args describeArgs) (page, er
 	for _, id := range args.ids {
 		req.InstanceIds = append(req.InstanceIds, &id)
 	}
-	resp, err := s.client.DescribeInstancesStatusWithContext(ctx, req)
+	resp, err := describeInstancesStatus(ctx, s.client, req)
 	if err != nil {
 		return page{}, err
 	}

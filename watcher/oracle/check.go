@@ -26,10 +26,14 @@ type Options struct {
 	// Regions limits the truth to these regions (the ones the watcher
 	// watched); empty means every region of the truth.
 	Regions []string
-	// BaselineStart and BaselineEnd bound when the silent baseline was taken
+	// Announced says the baseline was announced (events.announce_baseline):
+	// every instance's first event must start from ABSENT.
+	Announced bool
+	// BaselineStart and BaselineEnd bound when a silent baseline was taken
 	// (from the watcher's first start to the end of its first complete
-	// scan). Both zero means the baseline was announced: every instance's
-	// first event must start from ABSENT.
+	// scan): a first event not from ABSENT must start from a state the
+	// instance held then. Unset and not Announced: the baseline is unknown,
+	// and the checks that need it (no-event instances, must-see) are skipped.
 	BaselineStart, BaselineEnd time.Time
 	// End, if set, is a time at which the fleet had been quiet long enough
 	// for the watcher to catch up and every event to be in the stream: the
@@ -40,9 +44,25 @@ type Options struct {
 	// disables the check. Two poll intervals, plus the longest time the
 	// watcher was not scanning when it was killed.
 	MustSee time.Duration
+	// Scans, if set, are the clean scans the watcher committed (complete,
+	// nothing rejected), for instance from its scan summaries. The MustSee
+	// check then applies only to states that also lasted across
+	// MustSeeScans of them: a watcher that was down, throttled or fed
+	// garbage could not see what happened meanwhile.
+	Scans []ScanWindow
+	// MustSeeScans is how many clean scans of its region a state must span
+	// to be checked; default 3 (an offset shift may skip an instance in one
+	// scan, and a miss is only confirmed by the next).
+	MustSeeScans int
 	// Tolerance widens every window comparison (clock granularity); the
 	// watcher rounds windows out to the millisecond, so zero is expected.
 	Tolerance time.Duration
+}
+
+// ScanWindow is when one scan of a region ran.
+type ScanWindow struct {
+	Region     string
+	Start, End time.Time
 }
 
 // Violation is one broken guarantee.
@@ -158,7 +178,10 @@ func checkChain(key string, evs []watcher.Event, opts Options, r *Report) {
 	}
 }
 
-func announced(opts Options) bool { return opts.BaselineStart.IsZero() && opts.BaselineEnd.IsZero() }
+func announced(opts Options) bool { return opts.Announced }
+
+// baselineKnown reports whether the options say how the baseline was taken.
+func baselineKnown(opts Options) bool { return opts.Announced || !opts.BaselineEnd.IsZero() }
 
 func (r *Report) add(kind, instance, format string, args ...any) {
 	r.Violations = append(r.Violations, Violation{Kind: kind, Instance: instance, Detail: fmt.Sprintf(format, args...)})

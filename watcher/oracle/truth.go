@@ -1,7 +1,9 @@
 package oracle
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
@@ -97,7 +99,7 @@ func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options
 			if !e.PreviousObservedAt.IsZero() && tl[a+1].start.Before(e.PreviousObservedAt.Add(-tol)) {
 				break // left From before it was last seen in it
 			}
-			if first && !announced(opts) && e.From != watcher.Absent && !overlaps(tl, a, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
+			if first && !announced(opts) && baselineKnown(opts) && e.From != watcher.Absent && !overlaps(tl, a, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
 				continue // the baseline cannot have seen this From
 			}
 			return b
@@ -115,6 +117,30 @@ func overlaps(tl []segment, k int, from, to time.Time) bool {
 	return e.IsZero() || !e.Before(from)
 }
 
+// scansWithin counts the scans of key's region that ran entirely within
+// [start, stop].
+func scansWithin(scans []ScanWindow, key string, start, stop time.Time) int {
+	region, _, _ := strings.Cut(key, "/")
+	n := 0
+	for _, s := range scans {
+		if s.Region == region && !s.Start.Before(start) && !s.End.After(stop) {
+			n++
+		}
+	}
+	return n
+}
+
+// heldDuring reports whether the instance was in state at some time in
+// [from, to].
+func heldDuring(tl []segment, state watcher.State, from, to time.Time) bool {
+	for k := range tl {
+		if tl[k].state == state && overlaps(tl, k, from, to) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkLoss verifies the final state and the must-see states of one instance.
 func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *Report) {
 	final := tl[len(tl)-1].state
@@ -127,18 +153,14 @@ func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *R
 		if final != watcher.Absent {
 			r.add("lost", key, "no event, the instance is %s %s", final, history(tl, 0, 0, watcher.Event{}))
 		}
+	case !baselineKnown(opts):
+		// An instance without events kept its unknown baseline state.
 	default:
-		held := false
-		for k := range tl {
-			if tl[k].state == final && overlaps(tl, k, opts.BaselineStart, opts.BaselineEnd) {
-				held = true
-			}
-		}
-		if !held && (final != watcher.Absent || len(tl) > 1 && !tl[1].start.After(opts.BaselineEnd)) {
+		if !heldDuring(tl, final, opts.BaselineStart, opts.BaselineEnd) && (final != watcher.Absent || len(tl) > 1 && !tl[1].start.After(opts.BaselineEnd)) {
 			r.add("lost", key, "no event, the instance is %s, which it was not at the baseline %s", final, history(tl, 0, 0, watcher.Event{}))
 		}
 	}
-	if opts.MustSee <= 0 {
+	if opts.MustSee <= 0 || !baselineKnown(opts) {
 		return
 	}
 	for k := 1; k < len(tl); k++ {
@@ -153,19 +175,34 @@ func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *R
 		if !announced(opts) && !s.start.After(opts.BaselineEnd) {
 			continue // part of the baseline
 		}
+		if len(opts.Scans) > 0 && scansWithin(opts.Scans, key, s.start, stop) < cmp.Or(opts.MustSeeScans, 3) {
+			continue // the watcher was not scanning cleanly long enough to see it
+		}
+		if len(evs) == 0 && !announced(opts) && heldDuring(tl, s.state, opts.BaselineStart, opts.BaselineEnd) {
+			continue // the baseline state, never left as far as a poller can tell
+		}
 		if !seen(evs, s.state, s.start, stop, opts.Tolerance) {
 			r.add("lost", key, "state %s held from %s to %s (%s) is not in the chain", s.state, ts(s.start), ts(stop), stop.Sub(s.start).Round(time.Millisecond))
 		}
 	}
 }
 
-// seen reports whether some event entered state within [start, stop].
+// seen reports whether the chain held state at some time within [start,
+// stop]: event i puts the chain in its To from its window's start
+// (PreviousObservedAt) until the instance was last seen in it (the next
+// event's PreviousObservedAt); a silent baseline's first From is held until
+// the first event's window. A state left and re-entered between two scans
+// is the chain's one state throughout.
 func seen(evs []watcher.Event, state watcher.State, start, stop time.Time, tol time.Duration) bool {
-	for _, e := range evs {
-		if e.To != state || e.ObservedAt.Add(tol).Before(start) {
+	start, stop = start.Add(-tol), stop.Add(tol)
+	if len(evs) > 0 && evs[0].From == state && !evs[0].PreviousObservedAt.Before(start) {
+		return true
+	}
+	for i, e := range evs {
+		if e.To != state || e.PreviousObservedAt.After(stop) {
 			continue
 		}
-		if e.PreviousObservedAt.IsZero() || !e.PreviousObservedAt.Add(-tol).After(stop) {
+		if i == len(evs)-1 || !evs[i+1].PreviousObservedAt.Before(start) {
 			return true
 		}
 	}

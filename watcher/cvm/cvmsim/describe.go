@@ -143,6 +143,10 @@ type page struct {
 // (they really change the fleet), then the page, then the data faults.
 func (s *Server) describeLocked(env envelope, p params, m faultMatch) page {
 	now := s.now()
+	// Churn transitions are recorded in History at their due time: apply
+	// those due by now, so that no answer shows a state History says was
+	// already left (the churn ticker alone lags up to churnTick).
+	s.applyDueLocked(now)
 	s.fireLocked(m, false, func(f Fault) bool {
 		if _, served := s.fleet.regions[env.region]; !served {
 			return false

@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/watcher/oracle"
+)
+
+// This file holds the fault suite's process harness: the cvmwatch binary
+// built once, a real nats-server process that can be SIGKILLed, and
+// cvmwatch daemon processes that can be SIGKILLed or SIGTERMed.
+
+// binDir holds the binary built by TestMain; removed when the tests end.
+var binOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binOnce.path != "" {
+		os.RemoveAll(filepath.Dir(binOnce.path))
+	}
+	os.Exit(code)
+}
+
+// cvmwatchBinary builds cmd/cvmwatch once per test run and returns its path.
+func cvmwatchBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cvmwatch-bin-")
+		if err != nil {
+			binOnce.err = err
+			return
+		}
+		path := filepath.Join(dir, "cvmwatch")
+		out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
+		if err != nil {
+			binOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binOnce.path = path
+	})
+	if binOnce.err != nil {
+		t.Fatal(binOnce.err)
+	}
+	return binOnce.path
+}
+
+// natsServerBinary returns the path of a nats-server binary. Under CI=true a
+// missing one fails the test (.ci/run installs Debian's); locally it skips.
+func natsServerBinary(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("nats-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("nats-server is not installed (apt-get install nats-server): %v", err)
+		}
+		t.Skip("nats-server not installed; apt-get install -y nats-server to run the process-level NATS faults")
+	}
+	return path
+}
+
+// natsIDs numbers the nats-server processes of this test process.
+var natsIDs atomic.Int64
+
+// natsProc is a nats-server process with JetStream on a fixed port and store
+// directory, so a restart serves the same streams.
+type natsProc struct {
+	t        testing.TB
+	bin, dir string
+	port     int
+	extra    []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	log      bytes.Buffer
+	restarts int
+	starts   int   // successful starts
+	id       int64 // distinguishes the servers of one test process
+	mu       sync.Mutex
+}
+
+func startNATSProc(t testing.TB, extra ...string) *natsProc {
+	t.Helper()
+	n := &natsProc{t: t, bin: natsServerBinary(t), dir: t.TempDir(), port: freePort(t.(*testing.T)), extra: extra, id: natsIDs.Add(1)}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *natsProc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+// start runs the server and waits until it accepts connections. The
+// server has a name of its own, checked on connecting, so a server of
+// another test that took the port is never mistaken for this one; on the
+// first start a taken port is replaced by another.
+func (n *natsProc) start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := n.startLocked()
+		if err == nil {
+			return
+		}
+		if n.starts > 0 || attempt == 5 {
+			n.t.Fatalf("nats-server on port %d: %v\n%s", n.port, err, n.log.String())
+		}
+		n.port = freePort(n.t.(*testing.T))
+	}
+}
+
+func (n *natsProc) startLocked() error {
+	name := fmt.Sprintf("fault-nats-%d-%d", os.Getpid(), n.id)
+	args := append([]string{"-js", "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-sd", n.dir, "-n", name}, n.extra...)
+	n.log.Reset()
+	n.cmd = exec.Command(n.bin, args...)
+	n.cmd.Stdout, n.cmd.Stderr = &n.log, &n.log
+	if err := n.cmd.Start(); err != nil {
+		n.cmd = nil
+		return err
+	}
+	n.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.done)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-n.done:
+			n.cmd = nil
+			return errors.New("exited at start")
+		default:
+		}
+		nc, err := nats.Connect(n.url(), nats.Timeout(time.Second), n.authOption())
+		if err == nil {
+			got := nc.ConnectedServerName()
+			nc.Close()
+			if got == name {
+				n.starts++
+				return nil
+			}
+		} else if strings.Contains(err.Error(), "uthorization") {
+			n.starts++
+			return nil // up, and refusing us as configured
+		}
+		if time.Now().After(deadline) {
+			n.cmd.Process.Kill()
+			<-n.done
+			n.cmd = nil
+			return fmt.Errorf("not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (n *natsProc) authOption() nats.Option {
+	for i, a := range n.extra {
+		if a == "--user" && i+3 < len(n.extra) {
+			return nats.UserInfo(n.extra[i+1], n.extra[i+3])
+		}
+	}
+	return func(*nats.Options) error { return nil }
+}
+
+// kill SIGKILLs the server and waits for it to be gone.
+func (n *natsProc) kill() { n.signal(syscall.SIGKILL) }
+
+// stop SIGTERMs the server (if it runs) and waits.
+func (n *natsProc) stop() { n.signal(syscall.SIGTERM) }
+
+func (n *natsProc) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return
+	}
+	n.cmd.Process.Signal(sig)
+	select {
+	case <-n.done:
+	case <-time.After(15 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.done
+	}
+	n.cmd = nil
+}
+
+// restart kills (SIGKILL) and starts the server again on the same store.
+func (n *natsProc) restart() {
+	n.kill()
+	n.start()
+	n.restarts++
+}
+
+// daemonProc is one `cvmwatch run` process.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // the exit status, once done is closed
+	log  *lockedFile
+}
+
+// lockedFile appends every process's output to one file.
+type lockedFile struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (l *lockedFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Write(p)
+}
+
+func (l *lockedFile) String() string {
+	b, _ := os.ReadFile(l.f.Name())
+	return string(b)
+}
+
+func newLogFile(t testing.TB) *lockedFile {
+	f, err := os.Create(filepath.Join(t.TempDir(), "cvmwatch.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &lockedFile{f: f}
+}
+
+// startDaemon runs `cvmwatch run --config cfg`; env entries are added to the
+// environment (e.g. the crash point).
+func startDaemon(t testing.TB, cfg string, log *lockedFile, env ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(cvmwatchBinary(t), "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start cvmwatch: %v", err)
+	}
+	p := &daemonProc{cmd: cmd, done: make(chan struct{}), log: log}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.signal(syscall.SIGKILL) })
+	return p
+}
+
+func (p *daemonProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig and waits for the process to exit.
+func (p *daemonProc) signal(sig syscall.Signal) error {
+	if p.exited() {
+		return p.err
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("process did not exit within 30s of the signal; killed")
+	}
+	return p.err
+}
+
+// wait waits for the process to exit by itself, up to d.
+func (p *daemonProc) wait(d time.Duration) (error, bool) {
+	select {
+	case <-p.done:
+		return p.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// killedBy reports whether the process was ended by sig.
+func killedBy(err error, sig syscall.Signal) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// daemonConfig writes a config file for one account on the simulator.
+type daemonConfig struct {
+	DataDir, SimURL, NATSURL, Listen string
+	Regions                          []string
+	Interval                         time.Duration
+	Announce                         bool
+	Extra                            string // appended YAML (top-level keys)
+	NATSExtra                        string // appended under nats:
+}
+
+func (c daemonConfig) write(t testing.TB) string {
+	t.Helper()
+	regions := c.Regions
+	if len(regions) == 0 {
+		regions = []string{"ap-guangzhou"}
+	}
+	nats := fmt.Sprintf("  url: %s\n", c.NATSURL)
+	if c.NATSURL == "" {
+		nats = fmt.Sprintf("  listen: %s\n", c.Listen)
+	}
+	text := fmt.Sprintf(`data_dir: %s
+accounts:
+  - name: prod
+    regions: [%s]
+    endpoint: %s
+    credentials: {secret_id: AKIDcvmsim, secret_key: cvmsim-secret-key}
+poll:
+  interval: %s
+events:
+  announce_baseline: %t
+nats:
+%s%shttp:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+%s`, c.DataDir, strings.Join(regions, ", "), c.SimURL, c.Interval, c.Announce, nats, c.NATSExtra, c.Extra)
+	path := filepath.Join(t.TempDir(), "cvmwatch.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readStream reads every state message of the CVMWATCH stream at url.
+func readStream(ctx context.Context, url string, opts ...nats.Option) ([]oracle.Message, error) {
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return oracle.ReadStream(ctx, js, "CVMWATCH", "cvm")
+}
+
+// readScans returns how many scan summaries the stream holds and the
+// windows of the clean ones (complete, nothing rejected).
+func readScans(ctx context.Context, url string) (int, []oracle.ScanWindow, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, nil, err
+	}
+	c, err := js.OrderedConsumer(ctx, "CVMWATCH", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"cvm.scan.>"}})
+	if err != nil {
+		return 0, nil, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := int(info.NumPending)
+	var clean []oracle.ScanWindow
+	for read := 0; read < n; {
+		batch, err := c.Fetch(min(n-read, 1000), jetstream.FetchContext(ctx))
+		if err != nil {
+			return 0, nil, err
+		}
+		for m := range batch.Messages() {
+			read++
+			var s publisher.ScanMessage
+			if err := json.Unmarshal(m.Data(), &s); err != nil {
+				return 0, nil, fmt.Errorf("scan summary: %w", err)
+			}
+			start, err := time.Parse(time.RFC3339Nano, s.Started)
+			if err != nil {
+				return 0, nil, fmt.Errorf("scan summary started: %w", err)
+			}
+			if s.Complete && s.Rejected == 0 {
+				clean = append(clean, oracle.ScanWindow{Region: s.Region, Start: start, End: start.Add(time.Duration(s.DurationMs+1) * time.Millisecond)})
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return 0, nil, err
+		}
+	}
+	return n, clean, nil
+}
