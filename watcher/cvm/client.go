@@ -58,23 +58,9 @@ func NewClient(cfg ClientConfig) (*cvmapi.Client, error) {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 
-	cpf := profile.NewClientProfile()
-	cpf.DisableRegionBreaker = true
-	cpf.Debug = false
-	cpf.NetworkFailureMaxRetries = 0
-	cpf.RateLimitExceededMaxRetries = 0
-	cpf.Language = "en-US"
-	cpf.HttpProfile.ReqMethod = http.MethodPost
-	// The SDK takes whole seconds; round up so a sub-second timeout is not 0
-	// (which would mean none).
-	cpf.HttpProfile.ReqTimeout = int((cfg.RequestTimeout + time.Second - 1) / time.Second)
-	if cfg.Endpoint != "" {
-		host, scheme, err := ParseEndpoint(cfg.Endpoint)
-		if err != nil {
-			return nil, err
-		}
-		cpf.HttpProfile.Endpoint = host
-		cpf.HttpProfile.Scheme = scheme
+	cpf, err := safeProfile(cfg.Endpoint, cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
 	}
 
 	client, err := cvmapi.NewClient(cfg.Credential, cfg.Region, cpf)
@@ -84,6 +70,31 @@ func NewClient(cfg ClientConfig) (*cvmapi.Client, error) {
 	client.WithHttpTransport(newTransport(cfg))
 	client.WithDebug(false)
 	return client, nil
+}
+
+// safeProfile is the profile of every SDK client cvmwatch builds (CVM,
+// Region API, STS): from profile.NewClientProfile, region breaker off (it
+// would re-send signed requests to another host), SDK retries off (callers
+// own their retries), debug off (dumps print credentials), POST, a timeout
+// rounded up to whole seconds (the SDK's unit; 0 would mean none), and the
+// endpoint override if any ("" keeps the SDK's official host).
+func safeProfile(endpoint string, timeout time.Duration) (*profile.ClientProfile, error) {
+	cpf := profile.NewClientProfile()
+	cpf.DisableRegionBreaker = true
+	cpf.Debug = false
+	cpf.NetworkFailureMaxRetries = 0
+	cpf.RateLimitExceededMaxRetries = 0
+	cpf.Language = "en-US"
+	cpf.HttpProfile.ReqMethod = http.MethodPost
+	cpf.HttpProfile.ReqTimeout = int((timeout + time.Second - 1) / time.Second)
+	if endpoint != "" {
+		host, scheme, err := ParseEndpoint(endpoint)
+		if err != nil {
+			return nil, err
+		}
+		cpf.HttpProfile.Endpoint, cpf.HttpProfile.Scheme = host, scheme
+	}
+	return cpf, nil
 }
 
 // ParseEndpoint splits an endpoint override into the SDK's Endpoint (host and

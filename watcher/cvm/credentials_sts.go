@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	tchttp "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/http"
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 )
 
 // STS AssumeRole as the API documents it (service sts, version 2018-08-13).
@@ -44,20 +42,10 @@ func newAssumeRoleCredential(ctx context.Context, base Credential, ar AssumeRole
 	if endpoint == "" {
 		endpoint = DefaultSTSEndpoint
 	}
-	host, scheme, err := ParseEndpoint(endpoint)
+	cpf, err := safeProfile(endpoint, cfg.HTTPTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s: sts %w", source, err)
 	}
-	cpf := profile.NewClientProfile()
-	cpf.DisableRegionBreaker = true
-	cpf.Debug = false
-	cpf.NetworkFailureMaxRetries = 0
-	cpf.RateLimitExceededMaxRetries = 0
-	cpf.Language = "en-US"
-	cpf.HttpProfile.ReqMethod = http.MethodPost
-	cpf.HttpProfile.ReqTimeout = int((cfg.HTTPTimeout + time.Second - 1) / time.Second)
-	cpf.HttpProfile.Endpoint = host
-	cpf.HttpProfile.Scheme = scheme
 	client := common.NewCommonClient(base, ar.Region, cpf)
 	client.WithHttpTransport(newTransport(ClientConfig{RequestTimeout: cfg.HTTPTimeout, MaxResponseBytes: maxCredentialBody}))
 	client.WithDebug(false)

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	tchttp "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/http"
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
@@ -41,18 +39,9 @@ func NewRegionLister(cfg ClientConfig) (*RegionLister, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
-	cpf := profile.NewClientProfile()
-	cpf.DisableRegionBreaker = true
-	cpf.Debug = false
-	cpf.Language = "en-US"
-	cpf.HttpProfile.ReqMethod = http.MethodPost
-	cpf.HttpProfile.ReqTimeout = int((cfg.RequestTimeout + 999_999_999) / 1_000_000_000)
-	if cfg.Endpoint != "" {
-		host, scheme, err := ParseEndpoint(cfg.Endpoint)
-		if err != nil {
-			return nil, err
-		}
-		cpf.HttpProfile.Endpoint, cpf.HttpProfile.Scheme = host, scheme
+	cpf, err := safeProfile(cfg.Endpoint, cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
 	}
 	client := common.NewCommonClient(cfg.Credential, "", cpf)
 	client.WithHttpTransport(newTransport(cfg))
