@@ -21,7 +21,8 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	mu       sync.Mutex
-	progress map[watcher.Target][2]int // pages done, total of the scan in progress
+	progress map[watcher.Target][2]int    // pages done, total of the scan in progress
+	oldest   map[watcher.Target]time.Time // oldest outbox entry per target (absent: empty)
 
 	scanDuration   *prometheus.HistogramVec
 	scans          *prometheus.CounterVec
@@ -56,6 +57,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 	m := &metrics{
 		reg:      prometheus.NewRegistry(),
 		progress: map[watcher.Target][2]int{},
+		oldest:   map[watcher.Target]time.Time{},
 		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "scan_duration_seconds",
 			Help:    "Duration of a scan of one target (all pages), by completeness.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, append(tl, "complete")),
@@ -123,19 +125,18 @@ func newMetrics(nc *nats.Conn) *metrics {
 
 // oldestAge is the age of the oldest outbox entry across targets.
 func (m *metrics) oldestAge() float64 {
-	ch := make(chan prometheus.Metric, 64)
-	go func() { m.outboxOldest.Collect(ch); close(ch) }()
-	oldest := 0.0
-	for metric := range ch {
-		var pb = dtoGauge(metric)
-		if pb > 0 && (oldest == 0 || pb < oldest) {
-			oldest = pb
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var oldest time.Time
+	for _, t := range m.oldest {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
 		}
 	}
-	if oldest == 0 {
+	if oldest.IsZero() {
 		return 0
 	}
-	return float64(time.Now().UnixMilli())/1000 - oldest
+	return time.Since(oldest).Seconds()
 }
 
 func (m *metrics) ScanCommitted(t watcher.Target, scan watcher.Scan, c watcher.Commit, byState map[watcher.State]int, held int) {
@@ -173,9 +174,14 @@ func (m *metrics) Relayed(t watcher.Target, published int, took time.Duration, e
 func (m *metrics) OutboxState(t watcher.Target, depth int, oldest time.Time) {
 	m.outboxDepth.WithLabelValues(t.Account, t.Region).Set(float64(depth))
 	ts := 0.0
-	if !oldest.IsZero() {
+	m.mu.Lock()
+	if oldest.IsZero() {
+		delete(m.oldest, t)
+	} else {
 		ts = float64(oldest.UnixMilli()) / 1000
+		m.oldest[t] = oldest
 	}
+	m.mu.Unlock()
 	m.outboxOldest.WithLabelValues(t.Account, t.Region).Set(ts)
 }
 

@@ -82,6 +82,9 @@ func TestReadyzReportsAnOutboxThatDoesNotDrain(t *testing.T) {
 	h.stopNATS()
 	h.sim.SetState(h.running(1)[0], "STOPPED")
 	h.scan()
+	if age := h.d.metrics.oldestAge(); age <= 0 {
+		t.Errorf("outbox_oldest_age_seconds = %v with an event waiting, want > 0", age)
+	}
 	now := time.Now().Add(3*h.d.watcher.Interval() + time.Minute)
 	// The scan is fresh enough at `now` only if we pretend it just ran; move
 	// LastComplete's judgement out of the way by checking the outbox reason.
