@@ -183,40 +183,35 @@ func (m *Memory) Scans() []watcher.ScanSummary {
 // (possibly more than n), or returns ctx's error with the events stored so
 // far.
 func (m *Memory) WaitFor(ctx context.Context, n int) ([]watcher.Event, error) {
-	for {
-		m.mu.Lock()
-		if len(m.events) >= n {
-			out := append([]watcher.Event(nil), m.events...)
-			m.mu.Unlock()
-			return out, nil
-		}
-		ch := m.changed
-		m.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return m.Events(), fmt.Errorf("wait for %d events: %w", n, ctx.Err())
-		}
+	if err := m.wait(ctx, func() bool { return len(m.events) >= n }); err != nil {
+		return m.Events(), fmt.Errorf("wait for %d events: %w", n, err)
 	}
+	return m.Events(), nil
 }
 
 // WaitMessages waits until at least n messages (events and scan summaries)
 // are stored and returns them all, or returns ctx's error with the messages
 // stored so far.
 func (m *Memory) WaitMessages(ctx context.Context, n int) ([]Message, error) {
+	if err := m.wait(ctx, func() bool { return len(m.messages) >= n }); err != nil {
+		return m.Messages(), fmt.Errorf("wait for %d messages: %w", n, err)
+	}
+	return m.Messages(), nil
+}
+
+// wait blocks until done (called with m.mu held) is true or ctx ends.
+func (m *Memory) wait(ctx context.Context, done func() bool) error {
 	for {
 		m.mu.Lock()
-		if len(m.messages) >= n {
-			out := cloneMessages(m.messages)
-			m.mu.Unlock()
-			return out, nil
-		}
-		ch := m.changed
+		ok, ch := done(), m.changed
 		m.mu.Unlock()
+		if ok {
+			return nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return m.Messages(), fmt.Errorf("wait for %d messages: %w", n, ctx.Err())
+			return ctx.Err()
 		}
 	}
 }

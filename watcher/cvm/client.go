@@ -51,13 +51,7 @@ func NewClient(cfg ClientConfig) (*cvmapi.Client, error) {
 	if cfg.Credential == nil {
 		return nil, errors.New("cvm client: no credential")
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxResponseBytes <= 0 {
-		cfg.MaxResponseBytes = DefaultMaxResponseBytes
-	}
-
+	cfg = cfg.withDefaults()
 	cpf, err := safeProfile(cfg.Endpoint, cfg.RequestTimeout)
 	if err != nil {
 		return nil, err
@@ -70,6 +64,17 @@ func NewClient(cfg ClientConfig) (*cvmapi.Client, error) {
 	client.WithHttpTransport(newTransport(cfg))
 	client.WithDebug(false)
 	return client, nil
+}
+
+// withDefaults fills the zero timeout and size cap.
+func (cfg ClientConfig) withDefaults() ClientConfig {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	return cfg
 }
 
 // safeProfile is the profile of every SDK client cvmwatch builds (CVM,

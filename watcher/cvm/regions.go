@@ -33,12 +33,7 @@ func NewRegionLister(cfg ClientConfig) (*RegionLister, error) {
 	if cfg.Credential == nil {
 		return nil, errors.New("region lister: no credential")
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.MaxResponseBytes <= 0 {
-		cfg.MaxResponseBytes = DefaultMaxResponseBytes
-	}
+	cfg = cfg.withDefaults()
 	cpf, err := safeProfile(cfg.Endpoint, cfg.RequestTimeout)
 	if err != nil {
 		return nil, err
