@@ -43,13 +43,23 @@ func newHarness(t *testing.T, instances int) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	h := &harness{t: t, sim: sim, natsPort: freePort(t), natsDir: t.TempDir(), target: watcher.Target{Account: "prod", Region: "ap-guangzhou"}}
+	return newHarnessFor(t, sim, sim.URL())
+}
+
+// newHarnessFor wires a daemon to a separate NATS server and to endpoint,
+// which is sim itself or a gateway in front of it. Every listener is on an
+// ephemeral loopback port: tests run in parallel, and a fixed port (such as
+// the default http.listen) collides with another test or with whatever the
+// machine already runs.
+func newHarnessFor(t *testing.T, sim *cvmsim.Server, endpoint string) *harness {
+	t.Helper()
+	h := &harness{t: t, sim: sim, natsDir: t.TempDir(), target: watcher.Target{Account: "prod", Region: "ap-guangzhou"}}
 	h.startNATS()
 	t.Cleanup(h.stopNATS)
 	h.cfg = &Config{
 		DataDir: t.TempDir(),
 		Accounts: []AccountConfig{{
-			Name: "prod", Regions: []string{"ap-guangzhou"}, Endpoint: sim.URL(),
+			Name: "prod", Regions: []string{"ap-guangzhou"}, Endpoint: endpoint,
 			Credentials: &CredentialsConfig{SecretID: cvmsim.DefaultSecretID, SecretKey: cvmsim.DefaultSecretKey},
 		}},
 		Poll: PollConfig{Interval: Duration(time.Hour)},
@@ -77,10 +87,18 @@ func freePort(t *testing.T) int {
 func (h *harness) startNATS() {
 	h.t.Helper()
 	var err error
-	h.nats, err = publisher.StartEmbedded(publisher.EmbeddedConfig{Port: h.natsPort, StoreDir: h.natsDir})
+	// The first start picks a free port (no window between choosing a port
+	// and binding it); a restart after an outage reuses that port, as a
+	// real server's address does not change.
+	port := h.natsPort
+	if port == 0 {
+		port = -1
+	}
+	h.nats, err = publisher.StartEmbedded(publisher.EmbeddedConfig{Port: port, StoreDir: h.natsDir})
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.natsPort = h.nats.Server().Addr().(*net.TCPAddr).Port
 }
 
 func (h *harness) stopNATS() {

@@ -208,29 +208,6 @@ func TestFaultAPIEmptyListingIsHeld(t *testing.T) {
 
 // newHarnessFor is newHarness with a simulator of the test's own, reached at
 // endpoint (which may be a gateway in front of it).
-func newHarnessFor(t *testing.T, sim *cvmsim.Server, endpoint string) *harness {
-	t.Helper()
-	h := &harness{t: t, sim: sim, natsPort: freePort(t), natsDir: t.TempDir(), target: watcher.Target{Account: "prod", Region: "ap-guangzhou"}}
-	h.startNATS()
-	t.Cleanup(h.stopNATS)
-	h.cfg = &Config{
-		DataDir: t.TempDir(),
-		Accounts: []AccountConfig{{
-			Name: "prod", Regions: []string{"ap-guangzhou"}, Endpoint: endpoint,
-			Credentials: &CredentialsConfig{SecretID: cvmsim.DefaultSecretID, SecretKey: cvmsim.DefaultSecretKey},
-		}},
-		Poll: PollConfig{Interval: Duration(time.Hour)},
-		NATS: NATSConfig{URL: fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)},
-	}
-	h.cfg.applyDefaults()
-	if errs := h.cfg.validate(); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	h.open()
-	t.Cleanup(h.close)
-	return h
-}
-
 // TestFaultAPINullBody: a gateway answering the JSON `null` (which makes
 // the SDK dereference nil) only fails those requests, which are retried; it
 // never crashes the process and never produces a false event.
