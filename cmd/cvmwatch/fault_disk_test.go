@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,8 +36,13 @@ func TestFaultBoltDiskFull(t *testing.T) {
 	fillDisk(t, filepath.Join(disk, "filler"))
 	r.change(600)
 	r.waitLog("no space left on device", 30*time.Second)
-	// A few more failing cycles: none may publish anything.
-	time.Sleep(3 * r.interval)
+	// Three more failing cycles: none may publish anything.
+	failed := strings.Count(r.log.String(), "no space left on device")
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(r.log.String(), "no space left on device") < failed+3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no further failing commits within 30s; log: %s", keepLog(r.log))
+		}
+	}
 	msgs, err := readStream(t.Context(), r.nats.url())
 	if err != nil {
 		t.Fatal(err)

@@ -125,7 +125,16 @@ func TestCloseDoesNotWaitForHungRequests(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { _, err := c.DescribeInstancesStatus(statusReq(nil, nil)); done <- err }()
 	go func() { _, err := c.DescribeInstances(cvm.NewDescribeInstancesRequest()); done <- err }()
-	time.Sleep(100 * time.Millisecond)
+	// Both requests must be inside the server (hanging) before it closes.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st := srv.Stats()
+		if st.Requests[cvmsim.ActionDescribeInstancesStatus]+st.Requests[cvmsim.ActionDescribeInstances] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the requests never reached the server: %v", st.Requests)
+		}
+	}
 	closed := make(chan struct{})
 	go func() { srv.Close(); close(closed) }()
 	select {
