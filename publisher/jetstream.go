@@ -13,7 +13,7 @@ import (
 
 // Defaults of JetStreamConfig.
 const (
-	DefaultWindow     = 1024
+	DefaultWindow     = 2048
 	DefaultAckTimeout = 5 * time.Second
 )
 
@@ -28,7 +28,7 @@ type JetStreamConfig struct {
 	// must capture Prefix+".>".
 	Prefix string
 	// Window bounds the events of one Publish call in flight (sent, ack not
-	// yet received); default DefaultWindow (1024).
+	// yet received); default DefaultWindow (2048).
 	Window int
 	// AckTimeout bounds the wait for each event's ack, counted from when it
 	// was sent, and the whole of PublishScan; default 5s.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,9 +83,11 @@ func (b *Bolt) Acknowledge(ctx context.Context, target watcher.Target, upTo uint
 		}
 		c := tb.outbox.Cursor()
 		deleted := 0
-		// Re-seek after each delete: bbolt's Cursor.Next after Delete can
-		// skip an entry.
-		for k, _ := c.First(); k != nil; k, _ = c.First() {
+		// After each delete, seek to the key just deleted, which lands on
+		// the next one: bbolt's Cursor.Next after Delete can skip an
+		// entry, and First would walk again over every leaf this
+		// transaction has emptied (quadratic in the prefix length).
+		for k, _ := c.First(); k != nil; k, _ = c.Seek(k) {
 			seq, err := parseSeqKey(k)
 			if err != nil {
 				return b.corrupt(err)
@@ -92,6 +95,7 @@ func (b *Bolt) Acknowledge(ctx context.Context, target watcher.Target, upTo uint
 			if seq > upTo {
 				break
 			}
+			k = bytes.Clone(k) // k points into the page Delete changes
 			if err := c.Delete(); err != nil {
 				return fmt.Errorf("delete %d: %w", seq, err)
 			}

@@ -34,8 +34,8 @@ func BenchmarkRelayDrain100k(b *testing.B) {
 //
 // Run: go test -run '^$' -bench RelayWindows -benchtime 1x ./watcher/
 func BenchmarkRelayWindows(b *testing.B) {
-	for _, batch := range []int{1000, 4096} {
-		for _, window := range []int{256, 1024} {
+	for _, batch := range []int{4096, 16384} {
+		for _, window := range []int{256, 1024, 2048} {
 			b.Run(fmt.Sprintf("batch=%d/window=%d", batch, window), func(b *testing.B) {
 				benchRelayDrain(b, false, batch, window)
 			})

@@ -15,7 +15,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultInterval      = 30 * time.Second
-	DefaultRelayWindow   = 4096
+	DefaultRelayWindow   = 16384
 	DefaultShutdownDrain = 5 * time.Second
 )
 

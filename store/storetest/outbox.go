@@ -75,6 +75,25 @@ func testAcknowledge(t *testing.T, h Harness) {
 	mustAck(t, s, tgtA, 5)
 }
 
+// testAcknowledgeLongPrefix acknowledges prefixes spanning many storage
+// pages (an outbox that grew during a long broker outage), ending mid-page:
+// exactly the acknowledged entries go, in one call, and the rest stay whole.
+func testAcknowledgeLongPrefix(t *testing.T, h Harness) {
+	s := open(t, h)
+	evs := events(tgtA, "p", 5000, at(0))
+	for i := 0; i < len(evs); i += 1000 {
+		mustCommit(t, s, tgtA, watcher.Commit{Events: evs[i : i+1000]})
+	}
+	other := events(tgtB, "p", 3, at(0))
+	mustCommit(t, s, tgtB, watcher.Commit{Events: other})
+
+	mustAck(t, s, tgtA, 3217)
+	wantOutbox(t, mustOutbox(t, s, tgtA), 3218, evs[3217:])
+	mustAck(t, s, tgtA, 4999)
+	wantOutbox(t, mustOutbox(t, s, tgtA), 5000, evs[4999:])
+	wantOutbox(t, mustOutbox(t, s, tgtB), 1, other)
+}
+
 func testSeqsNotReused(t *testing.T, h Harness) {
 	s := open(t, h)
 	mustCommit(t, s, tgtA, watcher.Commit{Events: events(tgtA, "a", 3, at(0))})

@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 		{"OutboxSeqsAreContiguousInCommitOrder", testOutboxSeqs},
 		{"OutboxPages", testOutboxPaging},
 		{"AcknowledgeRemovesUpToAndIsIdempotent", testAcknowledge},
+		{"AcknowledgeALongPrefix", testAcknowledgeLongPrefix},
 		{"SeqsNeverReusedAfterOutboxEmpties", testSeqsNotReused},
 		{"OutboxStatsReportDepthAndOldest", testOutboxStats},
 		{"TargetsAreIsolated", testIsolation},
