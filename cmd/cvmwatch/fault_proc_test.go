@@ -35,6 +35,12 @@ var binOnce struct {
 }
 
 func TestMain(m *testing.M) {
+	// No test may reach the real metadata service through the default
+	// credential chain: unless a test points it at a fake, it is a closed
+	// loopback port. The built binary inherits this.
+	if _, set := os.LookupEnv(metadataEndpointEnv); !set {
+		os.Setenv(metadataEndpointEnv, "http://127.0.0.1:1")
+	}
 	code := m.Run()
 	if binOnce.path != "" {
 		os.RemoveAll(filepath.Dir(binOnce.path))

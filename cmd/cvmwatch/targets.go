@@ -33,9 +33,9 @@ func (d *daemon) wireAccount(ctx context.Context, i int, a AccountConfig) (*acco
 	acct := &account{index: i, cfg: a, cred: cred, quotaKey: "id:" + cred.GetSecretId()}
 	if c, ok := cred.(cvm.Credential); ok {
 		d.closers = append(d.closers, c.Close)
-		if a.Credentials.CVMRole != "" || a.Credentials.AssumeRole != nil {
-			// Temporary keys change at every refresh; the quota belongs to
-			// the role they come from.
+		if c.GetToken() != "" {
+			// Temporary keys (CVM role, AssumeRole) change at every
+			// refresh; the quota belongs to the role they come from.
 			acct.quotaKey = "source:" + c.Source()
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // maxCredentialBody caps a metadata or STS response.
@@ -37,21 +39,78 @@ func newCVMRoleCredential(ctx context.Context, cfg CredentialConfig, log *slog.L
 	if !roleNamePattern.MatchString(role) {
 		return nil, fmt.Errorf("cvm role %q: not a valid CAM role name", role)
 	}
-	endpoint := cfg.MetadataEndpoint
-	if endpoint == "" {
-		endpoint = DefaultMetadataEndpoint
+	endpoint, err := metadataEndpoint(cfg.MetadataEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("cvm role %s: %w", role, err)
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
-		return nil, fmt.Errorf("cvm role %s: metadata endpoint %q: want http://host[:port]", role, endpoint)
-	}
-	endpoint = strings.TrimRight(endpoint, "/")
 	credURL := endpoint + "/latest/meta-data/cam/security-credentials/" + url.PathEscape(role)
 	client := newMetadataClient(cfg.HTTPTimeout)
 	fetch := func(ctx context.Context) (keys, error) {
 		return fetchMetadataCredentials(ctx, client, credURL, role, endpoint)
 	}
 	return startRefreshing(ctx, "cvm role "+role, fetch, cfg.HTTPTimeout, log, nil)
+}
+
+// ErrNoCVMRole means the metadata service says no CAM role is bound to this
+// instance.
+var ErrNoCVMRole = errors.New("no CAM role is bound to this instance")
+
+// DiscoverCVMRole asks the metadata service at endpoint (default
+// DefaultMetadataEndpoint) which CAM role is bound to this instance, as the
+// SDK's default chain does before it fetches the role's keys, but with
+// timeout bounding the call. The answer must be one valid role name.
+func DiscoverCVMRole(ctx context.Context, endpoint string, timeout time.Duration) (string, error) {
+	endpoint, err := metadataEndpoint(endpoint)
+	if err != nil {
+		return "", err
+	}
+	if timeout <= 0 {
+		timeout = DefaultCredentialTimeout
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/latest/meta-data/cam/security-credentials/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := newMetadataClient(timeout).Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("metadata service unreachable at %s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", fmt.Errorf("metadata service at %s: reading the answer: %w", endpoint, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "", fmt.Errorf("%w (metadata service at %s answered %s)", ErrNoCVMRole, endpoint, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("metadata service at %s answered %s", endpoint, truncate(resp.Status, 64))
+	}
+	role := strings.TrimSpace(string(body))
+	if role == "" {
+		return "", fmt.Errorf("%w (metadata service at %s listed none)", ErrNoCVMRole, endpoint)
+	}
+	if !roleNamePattern.MatchString(role) {
+		return "", fmt.Errorf("%w: metadata service at %s listed %s, not one CAM role name", ErrMalformed, endpoint, watcher.Quote(role))
+	}
+	return role, nil
+}
+
+// metadataEndpoint checks an http(s)://host[:port] metadata endpoint ("" is
+// the default) and returns it without a trailing slash.
+func metadataEndpoint(endpoint string) (string, error) {
+	if endpoint == "" {
+		endpoint = DefaultMetadataEndpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("metadata endpoint %q: want http://host[:port]", endpoint)
+	}
+	return strings.TrimRight(endpoint, "/"), nil
 }
 
 // newMetadataClient is a client for the link-local metadata service: no

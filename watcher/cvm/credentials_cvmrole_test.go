@@ -3,6 +3,7 @@ package cvm_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ type metadataServer struct {
 	calls    atomic.Int64
 	lifetime atomic.Int64 // nanoseconds
 	code     atomic.Value // string
+	listing  atomic.Value // string: the answer to the role listing; "" is a 404
 }
 
 func startMetadataServer(tb testing.TB, lifetime time.Duration) *metadataServer {
@@ -32,7 +34,15 @@ func startMetadataServer(tb testing.TB, lifetime time.Duration) *metadataServer 
 	m := &metadataServer{}
 	m.lifetime.Store(int64(lifetime))
 	m.code.Store("Success")
+	m.listing.Store("")
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /latest/meta-data/cam/security-credentials/{$}", func(w http.ResponseWriter, r *http.Request) {
+		if l := m.listing.Load().(string); l != "" {
+			fmt.Fprint(w, l)
+			return
+		}
+		http.NotFound(w, r)
+	})
 	mux.HandleFunc("GET /latest/meta-data/cam/security-credentials/{role}", func(w http.ResponseWriter, r *http.Request) {
 		switch r.PathValue("role") {
 		case testRole:
@@ -219,5 +229,61 @@ func TestCVMRoleRefresh(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestDiscoverCVMRole: the role bound to the instance is read from the
+// metadata listing, as the SDK's default chain does; no role, a broken
+// listing and an unreachable service are distinct, clear errors.
+func TestDiscoverCVMRole(t *testing.T) {
+	t.Parallel()
+	meta := startMetadataServer(t, time.Hour)
+	for _, tc := range []struct {
+		listing, want, err string
+		noRole             bool
+	}{
+		{listing: testRole, want: testRole},
+		{listing: testRole + "\n", want: testRole},
+		{listing: "", err: "no CAM role", noRole: true},
+		{listing: "   \n", err: "listed none", noRole: true},
+		{listing: "role-a\nrole-b", err: "not one CAM role name"},
+		{listing: "<html>gateway</html>", err: "not one CAM role name"},
+	} {
+		meta.listing.Store(tc.listing)
+		role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, time.Second)
+		if tc.err == "" {
+			if err != nil || role != tc.want {
+				t.Errorf("listing %q: DiscoverCVMRole = %q, %v; want %q", tc.listing, role, err, tc.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) || errors.Is(err, cvm.ErrNoCVMRole) != tc.noRole {
+			t.Errorf("listing %q: DiscoverCVMRole = %q, %v; want an error with %q (ErrNoCVMRole: %v)", tc.listing, role, err, tc.err, tc.noRole)
+		}
+	}
+
+	// The discovered role's keys are then fetched as for a configured one.
+	meta.listing.Store(testRole)
+	role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustNewCredential(t, cvm.CredentialConfig{CVMRole: role, MetadataEndpoint: meta.URL})
+	if id, _, token := c.GetCredential(); id == "" || token == "" {
+		t.Fatalf("keys of the discovered role: id %q, token %q", id, token)
+	}
+
+	// Nobody listening: an error naming the endpoint, not ErrNoCVMRole.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	if _, err := cvm.DiscoverCVMRole(t.Context(), dead, time.Second); err == nil || errors.Is(err, cvm.ErrNoCVMRole) || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("unreachable metadata service: %v", err)
+	}
+	if _, err := cvm.DiscoverCVMRole(t.Context(), "ftp://x", time.Second); err == nil || !strings.Contains(err.Error(), "metadata endpoint") {
+		t.Fatalf("bad endpoint: %v", err)
 	}
 }
