@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -31,20 +32,33 @@ type StreamConfig struct {
 	// audit-trail consumers replay the history and a subscriber that was
 	// down longer than MaxAge would miss transitions. Disk use then grows
 	// with the event and heartbeat rate (a few hundred bytes per message);
-	// set a MaxAge (such as 720h) where that matters.
+	// set a MaxAge (such as 720h) where that matters. 0 leaves an existing
+	// stream's max age as it is.
 	MaxAge time.Duration
 	// Duplicates is the window in which a re-sent event ID is dropped;
-	// default 10 minutes. It must not exceed MaxAge when MaxAge is set.
+	// default 10 minutes. It must not exceed MaxAge when MaxAge is set. An
+	// existing stream's longer window is kept.
 	Duplicates time.Duration
-	// Replicas is the number of copies in a cluster; default 1.
+	// Replicas is the number of copies in a cluster; a new stream gets 1 by
+	// default, an existing one keeps its own unless Replicas is set.
 	Replicas int
+	// Logger receives a warning when an existing stream's limits differ
+	// from these and cannot be changed; nil discards.
+	Logger *slog.Logger
 }
 
-// EnsureStream creates the stream, or updates an existing one to cfg, and
-// returns it. It is idempotent. Storage is always file. An existing stream of
-// that name must already capture Prefix+".>" (other subjects it holds are
-// kept) and use file storage; otherwise EnsureStream changes nothing and
-// returns an error saying what conflicts, rather than taking the stream over.
+// EnsureStream creates the stream, or adjusts an existing one, and returns
+// it. It is idempotent. Storage is always file.
+//
+// An existing stream of that name must already capture Prefix+".>" (other
+// subjects it holds are kept) and use file storage; otherwise EnsureStream
+// changes nothing and returns an error saying what conflicts, rather than
+// taking the stream over. Of its limits, only what cfg asks for is changed
+// (an operator's stream is theirs): a set MaxAge or Replicas, and a
+// duplicates window shorter than Duplicates (a shorter one weakens
+// de-duplication after an outage). If that update is refused, for example
+// because cvmwatch may not update streams, the stream is used as it is and a
+// warning says what differs.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	name := cfg.Name
 	if name == "" {
@@ -69,7 +83,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	replicas := cfg.Replicas
 	if replicas <= 0 {
-		replicas = 1
+		replicas = 1 // for a new stream
 	}
 
 	s, err := js.Stream(ctx, name)
@@ -102,15 +116,33 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		return nil, fmt.Errorf("stream %s exists with %s storage, want file", name, have.Storage)
 	}
 	want := have
-	want.MaxAge = cfg.MaxAge
-	want.Duplicates = dup
-	want.Replicas = replicas
+	if cfg.MaxAge > 0 {
+		want.MaxAge = cfg.MaxAge
+	}
+	if have.Duplicates < dup {
+		want.Duplicates = dup
+	}
+	if cfg.Replicas > 0 {
+		want.Replicas = cfg.Replicas
+	}
 	if want.MaxAge == have.MaxAge && want.Duplicates == have.Duplicates && want.Replicas == have.Replicas {
 		return s, nil
 	}
-	s, err = js.UpdateStream(ctx, want)
+	updated, err := js.UpdateStream(ctx, want)
 	if err != nil {
-		return nil, fmt.Errorf("update stream %s: %w", name, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("update stream %s: %w", name, err)
+		}
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		log.Warn("stream limits differ from the configuration and could not be changed; using the stream as it is",
+			"stream", name, "err", err,
+			"max_age", have.MaxAge.String(), "want_max_age", want.MaxAge.String(),
+			"duplicates", have.Duplicates.String(), "want_duplicates", want.Duplicates.String(),
+			"replicas", have.Replicas, "want_replicas", want.Replicas)
+		return s, nil
 	}
-	return s, nil
+	return updated, nil
 }

@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -44,16 +45,52 @@ func TestEnsureStream(t *testing.T) {
 		}
 	})
 
-	t.Run("UpdatesLimits", func(t *testing.T) {
-		cfg := publisher.StreamConfig{Name: "UPD", Prefix: "upd", MaxAge: time.Hour, Duplicates: 5 * time.Minute}
-		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "UPD", Prefix: "upd"}); err != nil {
+	t.Run("AppliesWhatIsAsked", func(t *testing.T) {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "UPD", Subjects: []string{"upd.>"}, Storage: jetstream.FileStorage,
+			Duplicates: 2 * time.Minute}); err != nil {
 			t.Fatal(err)
 		}
+		cfg := publisher.StreamConfig{Name: "UPD", Prefix: "upd", MaxAge: time.Hour, Duplicates: 5 * time.Minute}
 		if _, err := publisher.EnsureStream(ctx, js, cfg); err != nil {
 			t.Fatal(err)
 		}
 		if c := config(t, "UPD"); c.MaxAge != time.Hour || c.Duplicates != 5*time.Minute {
-			t.Errorf("max age %s, duplicates %s; want 1h, 5m", c.MaxAge, c.Duplicates)
+			t.Errorf("max age %s, duplicates %s; want 1h, 5m (set, and a too short window raised)", c.MaxAge, c.Duplicates)
+		}
+	})
+
+	t.Run("KeepsAnOperatorsLimits", func(t *testing.T) {
+		// An operator made the stream: a longer duplicates window and a
+		// max age that the configuration leaves unset are theirs to keep.
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OPS", Subjects: []string{"ops.>"}, Storage: jetstream.FileStorage,
+			MaxAge: 720 * time.Hour, Duplicates: 20 * time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "OPS", Prefix: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		if c := config(t, "OPS"); c.MaxAge != 720*time.Hour || c.Duplicates != 20*time.Minute || c.Replicas != 1 {
+			t.Errorf("max age %s, duplicates %s, replicas %d; want the operator's 720h, 20m, 1", c.MaxAge, c.Duplicates, c.Replicas)
+		}
+	})
+
+	t.Run("RefusedUpdateIsAWarning", func(t *testing.T) {
+		// A single server cannot hold 3 replicas: the update is refused,
+		// and the stream is used as it is, with a warning saying so.
+		if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "R1", Prefix: "r1"}); err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		s, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "R1", Prefix: "r1", Replicas: 3, Logger: log})
+		if err != nil || s == nil {
+			t.Fatalf("EnsureStream with a refused update = %v, %v; want the stream as it is", s, err)
+		}
+		if !strings.Contains(logs.String(), "could not be changed") || !strings.Contains(logs.String(), "want_replicas=3") {
+			t.Errorf("no warning about the refused update: %s", logs.String())
+		}
+		if c := config(t, "R1"); c.Replicas != 1 {
+			t.Errorf("replicas %d, want 1", c.Replicas)
 		}
 	})
 

@@ -21,6 +21,10 @@ import (
 	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 )
 
+// streamFirstTry bounds the attempt to set up the stream at start-up; after
+// it the daemon starts regardless and the relay keeps trying.
+const streamFirstTry = 5 * time.Second
+
 // daemon is the wired product: store, NATS (embedded or remote), publisher,
 // one scanner per target and the watcher. Open wires it, Run runs it, Close
 // releases everything in reverse order.
@@ -63,8 +67,11 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		if err != nil {
 			return nil, fmt.Errorf("nats.listen: %w", err)
 		}
+		// nats.token / nats.user+password protect the embedded server too:
+		// the daemon and every subscriber must then give them.
 		d.embedded, err = publisher.StartEmbedded(publisher.EmbeddedConfig{
 			Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), SyncAlways: true, Logger: log,
+			Token: cfg.NATS.Token.Reveal(), User: cfg.NATS.User, Password: cfg.NATS.Password.Reveal(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: %w", err)
@@ -135,7 +142,10 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	return d, nil
 }
 
-// publisher sets up the stream (JetStream mode) and returns the publisher.
+// publisher returns the publisher of the configured mode. In JetStream mode
+// it tries once to set up the stream; if the server is not reachable yet,
+// the daemon starts all the same: scanning goes on, events wait in the
+// outbox, and the relay sets the stream up once the server answers.
 func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	n := d.cfg.NATS
 	if n.Mode == "core" {
@@ -147,29 +157,21 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	// The server may not be reachable yet: keep trying until it is, or until
-	// shutdown. Scanning waits for the stream so the first events have a
-	// home; the outbox would keep them anyway.
-	for attempt := 1; ; attempt++ {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = publisher.EnsureStream(sctx, js, publisher.StreamConfig{
-			Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
-		})
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("nats stream %s: %w", n.Stream, err)
-		}
-		d.log.Warn("nats stream not ready, retrying", "stream", n.Stream, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
-		}
+	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
+		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(), Logger: d.log,
+	}, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
+	if err != nil {
+		return nil, err
 	}
-	return publisher.NewJetStream(js, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
+	sctx, cancel := context.WithTimeout(ctx, streamFirstTry)
+	defer cancel()
+	if err := pub.Ensure(sctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d.log.Warn("nats not ready; scanning anyway, events wait in the outbox", "stream", n.Stream, "err", err)
+	}
+	return pub, nil
 }
 
 // Run runs the watcher and the metrics and health endpoints until ctx is

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,10 +52,12 @@ func TestFaultNATSKilledRepeatedlyMidPublish(t *testing.T) {
 	r := newRig(t, 400, func(c *daemonConfig) { c.Announce = true })
 	ctx, stop := context.WithCancel(t.Context())
 	ch := &churner{sim: r.sim, regions: []string{"ap-guangzhou"}, target: 400, rng: rand.New(rand.NewPCG(3, 4))}
-	var wg sync.WaitGroup
-	wg.Go(func() { ch.run(ctx, 40) })
 	r.start()
 	r.waitLog("msg=scan ", 30*time.Second)
+	// Churn only once the watcher is scanning: a state that came and went
+	// before its first scan cannot be in the stream.
+	var wg sync.WaitGroup
+	wg.Go(func() { ch.run(ctx, 40) })
 	// Kill right after a scan commits, while its events are being relayed,
 	// until a kill has cut a publish short (at most 20 times).
 	kills := 0
@@ -78,27 +83,66 @@ func TestFaultNATSKilledRepeatedlyMidPublish(t *testing.T) {
 }
 
 // TestFaultNATSUnreachableAtStartup: the daemon starts while no NATS server
-// listens; it waits (logging why) instead of exiting, and once NATS is up it
-// scans and publishes.
+// listens. It does not wait for one: it serves its health and metrics
+// endpoints, scans, and commits changes to its outbox; once NATS is up it
+// sets the stream up and publishes everything.
 func TestFaultNATSUnreachableAtStartup(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 100, nil)
 	r.nats.stop()
 	r.start()
-	r.waitLog("nats", 30*time.Second)
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if r.d.exited() {
-			t.Fatalf("the daemon exited while NATS was unreachable: %v\nlog: %s", r.d.err, keepLog(r.log))
-		}
-		time.Sleep(50 * time.Millisecond)
+	r.waitLog("scanning anyway", 30*time.Second)
+	r.waitBaseline() // the first complete scan, with no NATS
+	m := regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`).FindStringSubmatch(r.log.String())
+	if m == nil {
+		t.Fatalf("no http address in the log: %s", keepLog(r.log))
 	}
-	r.nats.start()
-	r.waitBaseline()
+	base := "http://" + m[1]
+	if code := httpStatus(t, base+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while NATS is down = %d, want 200", code)
+	}
+
 	r.change(4)
+	depth := regexp.MustCompile(`(?m)^cvmwatch_outbox_depth\{[^}]*\} 4$`)
+	for deadline := time.Now().Add(30 * time.Second); !depth.MatchString(httpBody(t, base+"/metrics")); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the 4 changes never reached the outbox while NATS was down; log: %s", keepLog(r.log))
+		}
+	}
+	if r.d.exited() {
+		t.Fatalf("the daemon exited while NATS was unreachable: %v\nlog: %s", r.d.err, keepLog(r.log))
+	}
+
+	r.nats.start()
 	if rep := r.converge(60 * time.Second); rep.Events != 4 {
 		t.Fatalf("events = %d, want 4:\n%s", rep.Events, rep)
 	}
+	r.waitLog("nats stream ready", 10*time.Second)
+}
+
+// httpStatus and httpBody make one GET of a daemon endpoint.
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(b)
 }
 
 // TestFaultNATSAuthRejected: the server starts refusing the daemon's
