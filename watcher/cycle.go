@@ -31,6 +31,14 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
 		}
 		t.snap = snap
 		t.log.Info("snapshot loaded", "records", snap.Len(), "baselined", snap.Meta().Baselined)
+		// Until this process commits a scan, its status is the stored one:
+		// after a restart, health, state and metrics know when the target
+		// was last scanned even if no scan succeeds now.
+		meta := snap.Meta()
+		t.mu.Lock()
+		t.status.LastScan, t.status.LastComplete, t.status.Baselined = meta.LastScan, meta.LastComplete, meta.Baselined
+		t.status.ByState = snap.CountByState()
+		t.mu.Unlock()
 	}
 
 	scan, scanErr := t.source.Scan(ctx)

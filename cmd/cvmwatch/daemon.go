@@ -139,6 +139,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
+	d.metrics.watchStatus(d.watcher.Status)
 	return d, nil
 }
 

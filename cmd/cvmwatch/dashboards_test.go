@@ -30,6 +30,9 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	m.OutboxState(tg, 1, time.Now())
 	m.Request("a", "DescribeInstancesStatus", "RequestLimitExceeded", time.Millisecond)
 	m.Progress(tg, 1, 2)
+	m.watchStatus(func() []watcher.TargetStatus {
+		return []watcher.TargetStatus{{Target: tg, LastComplete: time.Now()}}
+	})
 	families, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ type metrics struct {
 	instances      *prometheus.GaugeVec
 	events         *prometheus.CounterVec
 	held           *prometheus.GaugeVec
-	lastComplete   *prometheus.GaugeVec
+	lastComplete   *lastCompleteCollector
 	scanProgress   *prometheus.GaugeVec
 	cycleFailures  *prometheus.CounterVec
 	outboxDepth    *prometheus.GaugeVec
@@ -83,8 +83,8 @@ func newMetrics(nc *nats.Conn) *metrics {
 			Help: "Events committed to the outbox, by transition."}, append(tl, "from", "to")),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_disappearances",
 			Help: "Instances missing in a mass disappearance, held back until it persists."}, tl),
-		lastComplete: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_complete_scan_timestamp_seconds",
-			Help: "Start of the latest committed complete scan (unix seconds)."}, tl),
+		lastComplete: &lastCompleteCollector{desc: prometheus.NewDesc(ns+"_last_complete_scan_timestamp_seconds",
+			"Start of the latest complete scan of a target, from the stored snapshot after a restart.", tl, nil)},
 		scanProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "scan_progress_ratio",
 			Help: "Pages done / pages known of the scan in progress."}, tl),
 		cycleFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cycle_failures_total",
@@ -154,9 +154,6 @@ func (m *metrics) ScanCommitted(t watcher.Target, scan watcher.Scan, c watcher.C
 		m.instances.WithLabelValues(t.Account, t.Region, string(st)).Set(float64(n))
 	}
 	m.held.WithLabelValues(t.Account, t.Region).Set(float64(held))
-	if scan.Complete {
-		m.lastComplete.WithLabelValues(t.Account, t.Region).Set(float64(c.Meta.LastComplete.UnixMilli()) / 1000)
-	}
 }
 
 func (m *metrics) CycleFailed(t watcher.Target, err error) {
@@ -215,4 +212,41 @@ func boolLabel(b bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// watchStatus makes the metrics read each target's last complete scan from
+// status (Watcher.Status) at every scrape.
+func (m *metrics) watchStatus(status func() []watcher.TargetStatus) {
+	m.lastComplete.mu.Lock()
+	defer m.lastComplete.mu.Unlock()
+	m.lastComplete.status = status
+}
+
+// lastCompleteCollector exports the last complete scan time of every target
+// from the watcher's status, which the loop seeds from the stored snapshot.
+// A gauge set only when a scan completes would be missing after a restart
+// until one does, and a target whose scans keep failing would then never
+// look stale to an alert.
+type lastCompleteCollector struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	status func() []watcher.TargetStatus
+}
+
+func (c *lastCompleteCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lastCompleteCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	status := c.status
+	c.mu.Unlock()
+	if status == nil {
+		return
+	}
+	for _, s := range status() {
+		if s.LastComplete.IsZero() {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue,
+			float64(s.LastComplete.UnixMilli())/1000, s.Target.Account, s.Target.Region)
+	}
 }
