@@ -83,3 +83,34 @@ func TestProfileFileCredentialsAndTheirPermissions(t *testing.T) {
 		t.Fatalf("scan with profile-file keys: %v", err)
 	}
 }
+
+// TestAccountsSharingACredentialShareALimiter: Tencent counts requests per
+// API, endpoint and credential, so two accounts configured with the same
+// SecretId share one limiter (their targets together stay within the quota),
+// and an account with another SecretId gets its own.
+func TestAccountsSharingACredentialShareALimiter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 10)
+	h.close()
+	same := &CredentialsConfig{SecretID: cvmsim.DefaultSecretID, SecretKey: cvmsim.DefaultSecretKey}
+	h.cfg.Accounts = []AccountConfig{
+		{Name: "a", Regions: []string{"ap-guangzhou"}, Endpoint: h.sim.URL(), Credentials: same},
+		{Name: "b", Regions: []string{"ap-guangzhou"}, Endpoint: h.sim.URL(), Credentials: same},
+		{Name: "c", Regions: []string{"ap-guangzhou"}, Endpoint: h.sim.URL(),
+			Credentials: &CredentialsConfig{SecretID: "AKIDanotherkey", SecretKey: cvmsim.DefaultSecretKey}},
+	}
+	h.open()
+	a, b, c := h.d.accounts[0], h.d.accounts[1], h.d.accounts[2]
+	if a.quotaKey != b.quotaKey {
+		t.Fatalf("accounts with one credential have quota keys %q and %q", a.quotaKey, b.quotaKey)
+	}
+	if a.quotaKey == c.quotaKey {
+		t.Fatalf("accounts with different credentials share quota key %q", a.quotaKey)
+	}
+	if strings.Contains(a.quotaKey, cvmsim.DefaultSecretKey) {
+		t.Fatal("a quota key holds the secret key")
+	}
+	if h.d.limiters.Get(a.quotaKey) != h.d.limiters.Get(b.quotaKey) {
+		t.Fatal("one quota key, two limiters")
+	}
+}
