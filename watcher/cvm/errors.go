@@ -27,15 +27,15 @@ var (
 type class int
 
 const (
-	classRetry    class = iota // server, network, malformed: back off, retry
-	classThrottle              // slow the limiter down, back off, retry
+	classRetry    class = iota // server, network, malformed: slow the limiter a little, back off, retry
+	classThrottle              // slow the limiter more, back off, retry
 	classAuth                  // give up until the next cycle
 	classReject                // give up: the request itself is wrong
 	classCanceled              // the caller gave up
 )
 
 // APIError is a Tencent error answer, reduced to what is safe and useful to
-// log: the action, the code, a bounded message and the request id. The SDK's
+// log: the action, a bounded code and message, and the request id. The SDK's
 // own error text can embed a whole response body; this one cannot.
 type APIError struct {
 	Action    string
@@ -76,17 +76,13 @@ func (e *APIError) Is(target error) bool {
 // the one place that knows Tencent's code families.
 func classifyCode(code string) class {
 	switch {
-	case strings.HasPrefix(code, "RequestLimitExceeded"):
+	case inFamily(code, "RequestLimitExceeded"):
 		return classThrottle
-	case strings.HasPrefix(code, "AuthFailure"),
-		strings.HasPrefix(code, "UnauthorizedOperation"),
-		code == "OperationDenied" || strings.HasPrefix(code, "OperationDenied."):
+	case inFamily(code, "AuthFailure"), inFamily(code, "UnauthorizedOperation"), inFamily(code, "OperationDenied"):
 		return classAuth
-	case code == "InternalError" || strings.HasPrefix(code, "InternalError."),
-		code == "InternalServerError" || strings.HasPrefix(code, "InternalServerError."),
-		code == "ServiceUnavailable" || strings.HasPrefix(code, "ServiceUnavailable."),
-		code == "ResourceUnavailable" || strings.HasPrefix(code, "ResourceUnavailable."),
-		strings.HasPrefix(code, "ClientError."): // network, HTTP status, unparsable body
+	case inFamily(code, "InternalError"), inFamily(code, "InternalServerError"),
+		inFamily(code, "ServiceUnavailable"), inFamily(code, "ResourceUnavailable"),
+		inFamily(code, "ClientError"): // network, HTTP status, unparsable body
 		return classRetry
 	default:
 		// InvalidParameter*, InvalidInstanceId.*, MissingParameter,
@@ -94,6 +90,13 @@ func classifyCode(code string) class {
 		// have never seen: the same request will fail the same way.
 		return classReject
 	}
+}
+
+// inFamily reports whether code is family or one of its sub-codes
+// ("RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded"), never a
+// longer word that merely starts like it ("RequestLimitExceededX").
+func inFamily(code, family string) bool {
+	return code == family || strings.HasPrefix(code, family+".")
 }
 
 // maxMessage bounds the part of an API message kept in an error.
@@ -116,7 +119,7 @@ func wrapError(ctx context.Context, action string, err error) (error, class) {
 		}
 		return &APIError{
 			Action:    action,
-			Code:      sdkErr.Code,
+			Code:      truncate(sdkErr.Code, maxCode), // the server's string: bound it like the message
 			Message:   truncate(msg, maxMessage),
 			RequestID: truncate(sdkErr.RequestId, 64),
 			class:     c,

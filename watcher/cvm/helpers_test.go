@@ -40,6 +40,7 @@ type scannerOptions struct {
 	timeout             time.Duration
 	maxInstances        int
 	attempts            int
+	observer            cvm.Observer
 }
 
 // mustNewScanner returns a scanner of testRegion that talks to srv through
@@ -69,6 +70,7 @@ func mustNewScanner(tb testing.TB, srv *cvmsim.Server, o scannerOptions) (*cvm.S
 		MaxInstances: o.maxInstances,
 		Retry:        cvm.RetryPolicy{MaxAttempts: o.attempts, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Observer:     o.observer,
 	})
 	if err != nil {
 		tb.Fatalf("NewScanner: %v", err)

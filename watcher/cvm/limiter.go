@@ -8,10 +8,21 @@ import (
 )
 
 // Limiter paces the requests of one (credential, API): at most the
-// configured rate, halved each time the API throttles, and restored step by
-// step as requests succeed (additive increase, multiplicative decrease). One
-// Limiter is shared by every target that spends the same quota. Safe for
-// concurrent use.
+// configured rate, lowered when the API struggles and restored step by step
+// as requests succeed (additive increase, multiplicative decrease):
+//
+//   - a throttled request (RequestLimitExceeded*) halves the rate: we are
+//     over the quota;
+//   - any other retryable error (InternalError, ServiceUnavailable, a 5xx,
+//     a timeout, an unusable answer) takes a tenth off: the API is unwell,
+//     and a storm of such errors should slow every worker that shares the
+//     quota, not only the one that backs off, while a stray error should
+//     cost little: at most five successes win it back;
+//   - each success adds 1/50 of the configured rate back, up to it.
+//
+// The rate never falls below a floor of 0.5 requests per second (or the
+// configured rate, if lower). One Limiter is shared by every target that
+// spends the same quota. Safe for concurrent use.
 type Limiter struct {
 	mu      sync.Mutex
 	lim     *rate.Limiter
@@ -41,6 +52,16 @@ func (l *Limiter) Throttled() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lim.SetLimit(max(l.lim.Limit()/2, l.floor))
+}
+
+// Failed takes a tenth off the current rate (down to the floor) after a
+// retryable server or network error. Errors of the request itself (auth,
+// rejected) and cancellations say nothing about the API's health: do not
+// report them.
+func (l *Limiter) Failed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lim.SetLimit(max(l.lim.Limit()*9/10, l.floor))
 }
 
 // Succeeded moves the current rate one step back towards the ceiling.

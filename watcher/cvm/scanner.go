@@ -280,9 +280,10 @@ func (s *Scanner) reportProgress(ctx context.Context, st *callStats) (stop func(
 	return func() { cancel(); <-done }
 }
 
-// describe sends one request with retries: server, network and malformed
-// answers are retried with backoff; throttling also slows the limiter;
-// auth and rejected requests are not retried.
+// describe sends one request with retries: throttling, server, network and
+// malformed answers are retried with backoff and slow the shared limiter
+// (throttling more; see Limiter); auth and rejected requests are not
+// retried.
 func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs) (page, error) {
 	for attempt := 1; ; attempt++ {
 		if err := s.limiter.Wait(ctx); err != nil {
@@ -307,6 +308,8 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 		case classThrottle:
 			st.throttles.Add(1)
 			s.limiter.Throttled()
+		case classRetry:
+			s.limiter.Failed() // the API is unwell: ease off for every worker, not just this one
 		}
 		if attempt >= s.retry.MaxAttempts {
 			return page{}, fmt.Errorf("after %d attempts: %w", attempt, err)

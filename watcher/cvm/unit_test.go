@@ -58,6 +58,10 @@ func TestClassifyCode(t *testing.T) {
 		"InvalidInstanceId.Malformed":                       classReject,
 		"InvalidAction":                                     classReject,
 		"SomethingNew.NeverSeen":                            classReject,
+		// A longer word that starts like a family is not of it.
+		"RequestLimitExceededX":  classReject,
+		"AuthFailureX.Something": classReject,
+		"InternalErrorish":       classReject,
 	}
 	for code, want := range tests {
 		if got := classifyCode(code); got != want {
