@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -17,8 +18,8 @@ type Config struct {
 	// allowInsecure relaxes the permission checks of files holding secrets
 	// (--allow-insecure-permissions).
 	allowInsecure bool
-	// literalSecrets lists the keys whose secret values are written in the
-	// file itself (not ${VAR}): such a file must not be readable by others.
+	// literalSecrets names, by key, the secrets written in the file itself
+	// (not ${VAR}): such a file must not be readable by others.
 	literalSecrets []string
 
 	DataDir  string          `yaml:"data_dir"`
@@ -127,6 +128,16 @@ type NATSConfig struct {
 	TLS          TLSConfig `yaml:"tls"`
 }
 
+// MarshalYAML shows each server of URL with its password (or token)
+// redacted, as a Secret shows itself: URL is a plain string, and
+// check-config prints the effective configuration.
+func (n NATSConfig) MarshalYAML() (any, error) {
+	type plain NATSConfig // its own fields, without this method
+	p := plain(n)
+	p.URL = redactURLs(n.URL)
+	return p, nil
+}
+
 // TLSConfig is the client side of TLS to NATS.
 type TLSConfig struct {
 	CAFile   string `yaml:"ca_file"`
@@ -221,43 +232,118 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // LoadConfig reads, expands, decodes, defaults and validates the file at
-// path. Every problem found is reported, each naming its key. A file that
-// holds a secret literally is refused when group or others can read it,
-// unless allowInsecure (as OpenSSH refuses a readable private key).
+// path, and checks the files it names (see checkFiles). Every problem found
+// is reported, each naming its key. A file that holds a secret literally is
+// refused when group or others can read it, unless allowInsecure (as
+// OpenSSH refuses a readable private key).
 func LoadConfig(path string, allowInsecure bool) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := ParseConfig(raw, os.LookupEnv)
+	return loadConfig(path, raw, os.LookupEnv, allowInsecure)
+}
+
+// loadConfig is LoadConfig on the bytes read from path.
+func loadConfig(path string, raw []byte, lookup func(string) (string, bool), allowInsecure bool) (*Config, error) {
+	cfg, err := decodeConfig(raw, lookup, nil)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	cfg.allowInsecure = allowInsecure
-	if len(cfg.literalSecrets) > 0 && !allowInsecure {
-		if err := checkPrivate(path, "holds "+strings.Join(cfg.literalSecrets, ", ")); err != nil {
-			return nil, err
-		}
+	// The named files are checked here too, not only when run opens them,
+	// so that check-config passes no config that run refuses.
+	if problems := append(cfg.validate(), cfg.checkFiles(allowInsecure)...); len(problems) > 0 {
+		return nil, fmt.Errorf("config %s: %w", path, problems)
 	}
+	if err := checkLiteralSecrets(path, cfg.literalSecrets, allowInsecure); err != nil {
+		return nil, err
+	}
+	cfg.allowInsecure = allowInsecure
 	return cfg, nil
 }
 
-// checkPrivate refuses a file that group or others may read.
-func checkPrivate(path, why string) error {
+// stateConfig is what `cvmwatch state` reads of a config file.
+type stateConfig struct {
+	// HTTPListen is where to ask the running daemon.
+	HTTPListen string
+	// DataDir holds the database to read when no daemon answers.
+	DataDir string
+}
+
+// loadStateConfig reads only what state uses of the file at path. A ${VAR}
+// in any other key may be unset: on a host where the daemon's secrets live
+// only in its service's environment, an operator must still be able to
+// look at the state. So the other keys are neither required to expand nor
+// validated (which is also why no Config escapes: it is not fit to run).
+// The file is still strictly decoded, and refused when it holds a literal
+// secret that others can read.
+func loadStateConfig(path string, allowInsecure bool) (stateConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return stateConfig{}, fmt.Errorf("config: %w", err)
+	}
+	needed := func(key string) bool { return key == "data_dir" || key == "http.listen" }
+	cfg, err := decodeConfig(raw, os.LookupEnv, func(key string) bool { return !needed(key) })
+	if err != nil {
+		return stateConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.HTTP.Listen); err != nil {
+		return stateConfig{}, fmt.Errorf("config %s: http.listen: %w", path, err)
+	}
+	if err := checkLiteralSecrets(path, cfg.literalSecrets, allowInsecure); err != nil {
+		return stateConfig{}, err
+	}
+	return stateConfig{HTTPListen: cfg.HTTP.Listen, DataDir: cfg.DataDir}, nil
+}
+
+// checkLiteralSecrets refuses the config file at path when it holds the
+// secrets named (written in it, not ${VAR}) and group or others can read
+// it, unless allowInsecure.
+func checkLiteralSecrets(path string, secrets []string, allowInsecure bool) error {
+	if len(secrets) == 0 || allowInsecure {
+		return nil
+	}
+	return checkPrivateOr(path, "holds "+strings.Join(secrets, ", "), "take the secrets from the environment (${VAR})")
+}
+
+// checkPrivate refuses a file that group or others may read; why says what
+// secret it holds.
+func checkPrivate(path, why string) error { return checkPrivateOr(path, why, "") }
+
+// checkPrivateOr is checkPrivate offering one more remedy before the flag.
+func checkPrivateOr(path, why, remedy string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s %s but its permissions %04o let others read it: chmod 600 %s, "+
-			"or take the secrets from the environment (${VAR}), or pass --allow-insecure-permissions",
-			path, why, perm, path)
+		if remedy != "" {
+			remedy += ", or "
+		}
+		return fmt.Errorf("%s %s but its permissions %04o let others read it: chmod 600 %s, or %spass --allow-insecure-permissions",
+			path, why, perm, path, remedy)
 	}
 	return nil
 }
 
-// ParseConfig is LoadConfig on bytes, with lookup for ${VAR} expansion.
+// ParseConfig is LoadConfig on bytes, with lookup for ${VAR} expansion, and
+// without looking at the files the config names.
 func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	cfg, err := decodeConfig(raw, lookup, nil)
+	if err != nil {
+		return nil, err
+	}
+	if problems := cfg.validate(); len(problems) > 0 {
+		return nil, problems
+	}
+	return cfg, nil
+}
+
+// decodeConfig reads, expands, decodes and defaults raw, without
+// validating it. An unset ${VAR} is an error, unless optional(key) says the
+// caller can do without that key: the key is then left out, as if it were
+// not written (optional may be nil: every key is required).
+func decodeConfig(raw []byte, lookup func(string) (string, bool), optional func(key string) bool) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&doc); err != nil {
@@ -271,7 +357,7 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	w := &walker{lookup: lookup, lines: map[int]string{}}
+	w := &walker{lookup: lookup, optional: optional, lines: map[int]string{}}
 	w.walk(root, typeOfConfig, "", &problems)
 	if len(problems) > 0 {
 		return nil, problems
@@ -288,9 +374,6 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 		return nil, err
 	}
 	cfg.applyDefaults()
-	if problems = cfg.validate(); len(problems) > 0 {
-		return nil, problems
-	}
 	cfg.literalSecrets = w.literalSecrets
 	return &cfg, nil
 }

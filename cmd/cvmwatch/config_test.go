@@ -79,11 +79,15 @@ func TestSecretNeverPrinted(t *testing.T) {
 
 // TestBadConfigs runs every file in testdata/badconfigs: each holds a
 // config and, in its leading comment lines, the exact error lines expected.
+// They are loaded as check-config and run load them, files named included:
+// ${FIXTURES} is a directory of files whose modes cannot come from a
+// checkout (see badConfigFixtures), also expanded in the expected lines.
 func TestBadConfigs(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "badconfigs", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no bad configs: %v", err)
 	}
+	fixtures := badConfigFixtures(t)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			raw, err := os.ReadFile(f)
@@ -93,13 +97,13 @@ func TestBadConfigs(t *testing.T) {
 			var want []string
 			for _, line := range strings.Split(string(raw), "\n") {
 				if msg, ok := strings.CutPrefix(line, "# want: "); ok {
-					want = append(want, msg)
+					want = append(want, strings.ReplaceAll(msg, "${FIXTURES}", fixtures))
 				}
 			}
 			if len(want) == 0 {
 				t.Fatal("no '# want:' lines")
 			}
-			_, err = ParseConfig(raw, env(map[string]string{"SET": "x"}))
+			_, err = loadConfig(f, raw, env(map[string]string{"SET": "x", "FIXTURES": fixtures}), false)
 			if err == nil {
 				t.Fatal("bad config accepted")
 			}
@@ -114,6 +118,27 @@ func TestBadConfigs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// badConfigFixtures makes the files the bad configs name: secret-open
+// (0644), secret-private (0600) and a directory, dir. "missing" is not
+// there.
+func badConfigFixtures(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"secret-open": 0o644, "secret-private": 0o600} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("not a real secret\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "dir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func fmtAll(v any) string {
@@ -169,5 +194,19 @@ func TestMinimalExampleConfigParses(t *testing.T) {
 	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Credentials != nil || cfg.NATS.URL != "" {
 		t.Errorf("minimal config = %+v", cfg)
+	}
+}
+
+// TestEmbeddedNATSBeyondLoopbackWithAuth: listening beyond loopback is
+// fine once the embedded server requires a token or a user and password.
+func TestEmbeddedNATSBeyondLoopbackWithAuth(t *testing.T) {
+	base := "accounts:\n  - name: prod\n    regions: [ap-guangzhou]\nnats:\n  listen: 0.0.0.0:4222\n"
+	for _, auth := range []string{"  token: ${T}\n", "  user: watch\n  password: ${T}\n"} {
+		if _, err := ParseConfig([]byte(base+auth), func(string) (string, bool) { return "s3cret", true }); err != nil {
+			t.Errorf("nats.listen 0.0.0.0 with %q: %v", auth, err)
+		}
+	}
+	if _, err := ParseConfig([]byte(base+"  url: nats://10.0.0.1:4222\n"), func(string) (string, bool) { return "", false }); err != nil {
+		t.Errorf("nats.listen is ignored with nats.url, yet: %v", err)
 	}
 }

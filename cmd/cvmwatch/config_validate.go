@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -86,6 +87,9 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// endpointKey is an endpoint override and its key under accounts[i].
+type endpointKey struct{ key, value string }
+
 // validate reports every problem, each naming its key.
 func (c *Config) validate() configErrors {
 	var errs configErrors
@@ -124,7 +128,13 @@ func (c *Config) validate() configErrors {
 			}
 			regions[r] = true
 		}
-		for _, ep := range []struct{ key, value string }{{"endpoint", a.Endpoint}, {"region_endpoint", a.RegionEndpoint}} {
+		// STS answers carry temporary secret keys: its endpoint needs the
+		// same opt-in to plain HTTP as the API's.
+		endpoints := []endpointKey{{"endpoint", a.Endpoint}, {"region_endpoint", a.RegionEndpoint}}
+		if a.Credentials != nil {
+			endpoints = append(endpoints, endpointKey{"credentials.sts_endpoint", a.Credentials.STSEndpoint})
+		}
+		for _, ep := range endpoints {
 			if ep.value == "" {
 				continue
 			}
@@ -218,6 +228,9 @@ func (c *Config) validate() configErrors {
 	}
 	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
 		bad("nats.listen", "%v", err)
+	} else if n.URL == "" && !isLoopbackHost(n.Listen) && n.Token == "" && n.User == "" {
+		// Anyone who can reach it could read, forge or delete the events.
+		bad("nats.listen", "%s lets other hosts reach the embedded NATS server: set nats.token (or nats.user and nats.password), or listen on loopback", n.Listen)
 	}
 	for i, u := range splitURLs(n.URL) {
 		if !strings.Contains(u, "://") && !strings.Contains(u, ":") {
@@ -257,16 +270,109 @@ func splitURLs(s string) []string {
 	return out
 }
 
-// redactURL hides a password in a URL's user info.
+// redactURLs is nats.url with every server's password (or token)
+// redacted.
+func redactURLs(s string) string {
+	urls := splitURLs(s)
+	for i, u := range urls {
+		urls[i] = redactURL(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// redactURL hides the password (or token) in a NATS server URL's user info
+// and keeps the user name: nats://alice:<redacted>@host:4222.
 func redactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
+	prefix, info, host, ok := cutUserInfo(u)
+	if !ok || urlSecret(u) == "" {
 		return u
 	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = redacted + "@" + rest[at+1:]
+	if user, _, hasPass := strings.Cut(info, ":"); hasPass {
+		return prefix + user + ":" + redacted + "@" + host
 	}
-	return scheme + "://" + rest
+	return prefix + redacted + "@" + host
+}
+
+// urlSecret returns what authenticates in a NATS server URL's user info:
+// the password of user:password, or else the whole user info, which nats.go
+// sends as a token. It returns "" if there is none.
+func urlSecret(u string) string {
+	_, info, _, ok := cutUserInfo(u)
+	if !ok {
+		return ""
+	}
+	if _, pass, hasPass := strings.Cut(info, ":"); hasPass {
+		return pass
+	}
+	return info
+}
+
+// cutUserInfo splits a NATS server URL into the scheme ("nats://", or ""
+// since nats.go accepts a URL without one), the user info and the rest.
+// The user info ends at the last "@", so that an "@" left unescaped in a
+// password is hidden with it rather than shown.
+func cutUserInfo(u string) (prefix, info, rest string, ok bool) {
+	rest = u
+	if i := strings.Index(u, "://"); i >= 0 {
+		prefix, rest = u[:i+3], u[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return "", "", u, false
+	}
+	return prefix, rest[:at], rest[at+1:], true
+}
+
+// checkFiles checks the files the config names as run will use them: each
+// must be a regular file this process can open, and one that holds a secret
+// must not be readable by group or others unless allowInsecure (openDaemon
+// and the profile loader refuse it too). Like validate it connects to
+// nothing; unlike it, it looks at the disk, so ParseConfig leaves it out
+// and LoadConfig calls it.
+func (c *Config) checkFiles(allowInsecure bool) configErrors {
+	var errs configErrors
+	check := func(key, path string, secret bool) {
+		if path == "" {
+			return
+		}
+		err := checkReadable(path)
+		if err == nil && secret && !allowInsecure {
+			err = checkPrivate(path, "holds a secret")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	for i, a := range c.Accounts {
+		if a.Credentials != nil {
+			check(fmt.Sprintf("accounts[%d].credentials.profile_file", i), a.Credentials.ProfileFile, true)
+		}
+	}
+	n := c.NATS
+	check("nats.creds_file", n.CredsFile, true)
+	check("nats.nkey_seed_file", n.NKeySeedFile, true)
+	check("nats.tls.ca_file", n.TLS.CAFile, false)
+	check("nats.tls.cert_file", n.TLS.CertFile, false)
+	check("nats.tls.key_file", n.TLS.KeyFile, true)
+	return errs
+}
+
+// checkReadable reports whether path is a regular file this process can
+// open for reading. It reads nothing, and it stats before opening, since
+// opening a FIFO would block.
+func checkReadable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // isLoopbackHost reports whether host[:port] names a loopback address.

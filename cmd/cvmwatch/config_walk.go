@@ -26,10 +26,13 @@ var (
 // the file's structure.
 type walker struct {
 	lookup func(string) (string, bool)
-	lines  map[int]string // line -> key path, to place decoder errors
-	// rawValues keeps scalars' text before expansion; literalSecrets lists
-	// the paths of secrets written into the file rather than taken from
-	// the environment.
+	// optional says of a key whether it may be left out when a variable
+	// it uses is unset (nil: no key may).
+	optional func(key string) bool
+	lines    map[int]string // line -> key path, to place decoder errors
+	// rawValues keeps scalars' text before expansion; literalSecrets names
+	// the secrets written into the file rather than taken from the
+	// environment.
 	rawValues      map[*yaml.Node]string
 	literalSecrets []string
 }
@@ -109,16 +112,43 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 		}
 	case n.Kind == yaml.ScalarNode:
 		w.expand(n, path, problems)
-		if t == reflect.TypeFor[Secret]() && n.Value != "" && !strings.Contains(w.raw(n), "${") {
-			w.literalSecrets = append(w.literalSecrets, path)
+		if what := w.literalSecret(n, t, path); what != "" {
+			w.literalSecrets = append(w.literalSecrets, what)
 		}
 	default:
 		*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
 	}
 }
 
+// natsURLKey is the one plain string that may hold secrets: the user info
+// of its servers.
+const natsURLKey = "nats.url"
+
+// literalSecret names the secret a scalar holds written into the file, not
+// taken from ${VAR}: a Secret's value, or a password (or token) in the user
+// info of a nats.url server. It returns "" if there is none. As for a
+// Secret, a password that uses a variable counts as taken from the
+// environment.
+func (w *walker) literalSecret(n *yaml.Node, t reflect.Type, path string) string {
+	raw := w.raw(n)
+	switch {
+	case t == reflect.TypeFor[Secret]():
+		if n.Value != "" && !strings.Contains(raw, "${") {
+			return path
+		}
+	case path == natsURLKey:
+		for _, u := range splitURLs(raw) {
+			if s := urlSecret(u); s != "" && !strings.Contains(s, "${") {
+				return "a password in " + path
+			}
+		}
+	}
+	return ""
+}
+
 // expand replaces ${VAR} in a scalar. An unset variable is an error: a
-// silently empty secret or region is worse than a refusal.
+// silently empty secret or region is worse than a refusal. Only where
+// w.optional allows it, the key is left out instead, as if not written.
 func (w *walker) expand(n *yaml.Node, path string, problems *configErrors) {
 	if !strings.Contains(n.Value, "${") {
 		return
@@ -127,14 +157,24 @@ func (w *walker) expand(n *yaml.Node, path string, problems *configErrors) {
 		w.rawValues = map[*yaml.Node]string{}
 	}
 	w.rawValues[n] = n.Value
+	unset := false
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		name := envRef.FindStringSubmatch(ref)[1]
 		v, ok := w.lookup(name)
-		if !ok {
+		switch {
+		case ok:
+		case w.optional != nil && w.optional(path):
+			unset = true
+		default:
 			*problems = append(*problems, fmt.Errorf("%s: environment variable %s is not set", orRoot(path), name))
 		}
 		return v
 	})
+	if unset {
+		// A null decodes to the zero value, never to a half-expanded one.
+		n.Tag, n.Style, n.Value = "!!null", 0, ""
+		return
+	}
 	// Let a plain scalar be typed by its expanded value ("${RATE}" -> 35),
 	// as if it had been written there; a string field still gets the text.
 	if n.Style == 0 {

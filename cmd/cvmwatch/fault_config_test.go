@@ -25,6 +25,12 @@ func TestFaultBadCommandLines(t *testing.T) {
 		}
 		return p
 	}
+	readable := func(p string) string {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	account := "accounts:\n  - name: prod\n    regions: [ap-guangzhou]\n"
 	good := write("good.yaml", account+"    credentials: {secret_id: AKIDx, secret_key: "+secretMark+"}\nnats:\n  token: "+secretMark+"\n")
 	t.Setenv("CVMWATCH_FAULT_KEY", secretMark)
@@ -48,6 +54,13 @@ func TestFaultBadCommandLines(t *testing.T) {
 			"    credentials: {secret_id: AKIDx, secret_kye: "+secretMark+"}\n")}, 1, "secret_kye"},
 		{"password in the nats url", []string{"check-config", "--config", write("url.yaml", account+
 			"nats:\n  url: nats://u:"+secretMark+"@127.0.0.1:4222\n  mode: carrier-pigeon\n")}, 1, "nats.mode"},
+		// Valid, so check-config prints it: the effective config must not.
+		{"password in a valid nats url", []string{"check-config", "--config", write("url-ok.yaml", account+
+			"nats:\n  url: nats://u:"+secretMark+"@127.0.0.1:4222\n")}, 0, ""},
+		{"token in a schemeless nats url without a port", []string{"check-config", "--config", write("url-token.yaml", account+
+			"nats:\n  url: "+secretMark+"@natshost\n")}, 1, "nats.url"},
+		{"password in the nats url of a readable file", []string{"check-config", "--config", readable(write("url-open.yaml", account+
+			"nats:\n  url: nats://u:"+secretMark+"@127.0.0.1:4222\n"))}, 1, "a password in nats.url"},
 		{"nats token with a bad prefix", []string{"check-config", "--config", write("token.yaml", account+
 			"nats:\n  token: "+secretMark+"\n  subject_prefix: 'a>b'\n")}, 1, "subject_prefix"},
 		{"verify final without truth", []string{"verify", "--final"}, 2, "--sim"},
@@ -85,6 +98,7 @@ func FuzzParseConfig(f *testing.F) {
 	}
 	f.Add([]byte("accounts:\n  - name: ${A}\n    regions: [${A}]\n    credentials: {secret_id: ${A}, secret_key: ${A}}\n"), "x")
 	f.Add([]byte("accounts: [{name: p, regions: [r]}]\nnats: {token: ${T}, password: ${T}, user: u}\n"), "tok")
+	f.Add([]byte("accounts: [{name: p, regions: [r]}]\nnats: {url: 'nats://u:${T}@h:4222, ${T}@h2:4222,x:lit@h3:1'}\n"), "tok")
 	f.Fuzz(func(t *testing.T, raw []byte, val string) {
 		lookup := func(string) (string, bool) { return val, true }
 		cfg, err := ParseConfig(raw, lookup)
@@ -113,6 +127,7 @@ func FuzzParseConfig(f *testing.F) {
 			other.Accounts = append(other.Accounts, a)
 		}
 		other.NATS.Token, other.NATS.Password = mask2(cfg.NATS.Token), mask2(cfg.NATS.Password)
+		other.NATS.URL = mask2URLs(cfg.NATS.URL)
 		out2, err := yaml.Marshal(&other)
 		if err != nil {
 			t.Fatal(err)
@@ -121,6 +136,25 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("the effective config shows a secret:\n%s\nvs\n%s", out, out2)
 		}
 	})
+}
+
+// mask2URLs replaces the password (or token) of each nats.url server by
+// another non-empty value.
+func mask2URLs(s string) string {
+	urls := splitURLs(s)
+	for i, u := range urls {
+		prefix, info, rest, ok := cutUserInfo(u)
+		if !ok || urlSecret(u) == "" {
+			continue
+		}
+		if user, _, hasPass := strings.Cut(info, ":"); hasPass {
+			info = user + ":another-value"
+		} else {
+			info = "another-value"
+		}
+		urls[i] = prefix + info + "@" + rest
+	}
+	return strings.Join(urls, ",")
 }
 
 // mask2 replaces a non-empty secret by another non-empty value.

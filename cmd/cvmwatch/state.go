@@ -68,15 +68,15 @@ directly (the daemon holds a lock on it while it runs).`,
 
 // loadState asks the daemon, or reads the database when no daemon answers.
 func loadState(ctx context.Context, f stateFlags) ([]targetHealth, string, error) {
-	var cfg *Config
+	var cfg stateConfig
 	base := f.url
 	if f.config != "" {
 		var err error
-		if cfg, err = LoadConfig(f.config, f.insecure); err != nil {
+		if cfg, err = loadStateConfig(f.config, f.insecure); err != nil {
 			return nil, "", err
 		}
 		if base == "" {
-			base = "http://" + cfg.HTTP.Listen
+			base = "http://" + cfg.HTTPListen
 		}
 	}
 	targets, err := stateFromAPI(ctx, base, f.target, f.instances)
@@ -84,7 +84,7 @@ func loadState(ctx context.Context, f stateFlags) ([]targetHealth, string, error
 		return targets, base, nil
 	}
 	var opErr *net.OpError
-	if cfg == nil || !errors.As(err, &opErr) {
+	if f.config == "" || !errors.As(err, &opErr) {
 		return nil, "", fmt.Errorf("state from %s: %w", base, err)
 	}
 	// Nobody listens: read the database the daemon would hold.
