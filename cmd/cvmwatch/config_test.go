@@ -107,10 +107,34 @@ func TestBadConfigs(t *testing.T) {
 			if err == nil {
 				t.Fatal("bad config accepted")
 			}
+			// The error is "config FILE: N problem(s):" then one indented
+			// line per problem. A "want: N problem(s)" line is matched at
+			// the end of the first line; every other one must be a whole
+			// problem line, and every problem line must be wanted.
 			got := err.Error()
+			lines := strings.Split(got, "\n")
+			problems := map[string]bool{}
+			for _, l := range lines[1:] {
+				problems[strings.TrimSpace(l)] = true
+			}
 			for _, w := range want {
-				if !strings.Contains(got, w) {
-					t.Errorf("error lacks %q; got:\n%s", w, got)
+				switch {
+				case strings.HasSuffix(w, "problem(s)"):
+					if !strings.HasSuffix(lines[0], ": "+w+":") {
+						t.Errorf("error does not start with %q; got:\n%s", w, got)
+					}
+				case len(lines) == 1: // a single error, not a list
+					if !strings.HasSuffix(got, w) {
+						t.Errorf("error is not %q; got:\n%s", w, got)
+					}
+				case !problems[w]:
+					t.Errorf("no problem line is exactly %q; got:\n%s", w, got)
+				}
+				delete(problems, w)
+			}
+			for p := range problems {
+				if p != "" {
+					t.Errorf("unexpected problem line %q", p)
 				}
 			}
 			if strings.Contains(got, "TOPSECRET") {
