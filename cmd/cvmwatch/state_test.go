@@ -70,3 +70,21 @@ func TestStateFromTheDaemonAPIAndFromTheDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestStateShowsAScanInProgress: while a long scan runs, state shows its
+// pages done out of the total (here as the scanner reports them).
+func TestStateShowsAScanInProgress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 20)
+	h.scanAndRelay()
+	h.d.metrics.Progress(h.target, 3, 10)
+	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	if code := Run(t.Context(), []string{"state", "--url", srv.URL}, &out, &errOut); code != 0 {
+		t.Fatalf("state exited %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "3/10 pages") {
+		t.Fatalf("state does not show the scan in progress:\n%s", out.String())
+	}
+}

@@ -296,6 +296,8 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 			s.obs.Request(s.target.Account, ActionDescribeInstancesStatus, "OK", time.Since(sent))
 			s.limiter.Succeeded()
 			if args.ids == nil {
+				// The first page tells the total: report 1 of N, not 1 of 1.
+				st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
 				s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
 			}
 			return p, nil
@@ -333,4 +335,9 @@ func (s *Scanner) describeOnce(ctx context.Context, args describeArgs) (page, er
 		return page{}, err
 	}
 	return parsePage(args.offset, resp)
+}
+
+// pagesFor is the number of pages that list total instances (at least one).
+func pagesFor(total int) int {
+	return max(1, (total+PageSize-1)/PageSize)
 }
