@@ -15,14 +15,15 @@ import (
 
 // metrics implements watcher.Observer and cvm.Observer on Prometheus. Every
 // label is bounded: accounts and regions come from the configuration, states
-// and error codes from the API's finite sets (validated tokens), never an
-// instance ID.
+// and error codes from the API's finite sets (of Tencent's shape, see
+// cvm.Observer, and at most maxCodes of them), never an instance ID.
 type metrics struct {
 	reg *prometheus.Registry
 
 	mu       sync.Mutex
 	progress map[watcher.Target][2]int    // pages done, total of the scan in progress
 	oldest   map[watcher.Target]time.Time // oldest outbox entry per target (absent: empty)
+	codes    map[string]struct{}          // error codes used as labels so far (see boundedCode)
 
 	scanDuration   *prometheus.HistogramVec
 	scans          *prometheus.CounterVec
@@ -58,6 +59,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 		reg:      prometheus.NewRegistry(),
 		progress: map[watcher.Target][2]int{},
 		oldest:   map[watcher.Target]time.Time{},
+		codes:    map[string]struct{}{},
 		scanDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "scan_duration_seconds",
 			Help:    "Duration of a scan of one target (all pages), by completeness.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, append(tl, "complete")),
@@ -183,11 +185,34 @@ func (m *metrics) OutboxState(t watcher.Target, depth int, oldest time.Time) {
 }
 
 func (m *metrics) Request(account, action, code string, took time.Duration) {
-	m.apiRequests.WithLabelValues(account, action, code).Inc()
+	m.apiRequests.WithLabelValues(account, action, m.boundedCode(code)).Inc()
 	m.apiDuration.WithLabelValues(action).Observe(took.Seconds())
-	if strings.HasPrefix(code, "RequestLimitExceeded") {
+	if code == "RequestLimitExceeded" || strings.HasPrefix(code, "RequestLimitExceeded.") {
 		m.throttles.WithLabelValues(account, action).Inc()
 	}
+}
+
+// maxCodes bounds the distinct error codes used as labels. Tencent's codes
+// for these actions are a few dozen; a server inventing well-formed codes
+// would otherwise add a series for each.
+const maxCodes = 100
+
+// codeOverflow labels every code beyond the first maxCodes.
+const codeOverflow = "ClientError.TooManyCodes"
+
+// boundedCode returns code, or codeOverflow once maxCodes distinct codes
+// have been seen.
+func (m *metrics) boundedCode(code string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.codes[code]; ok {
+		return code
+	}
+	if len(m.codes) >= maxCodes {
+		return codeOverflow
+	}
+	m.codes[code] = struct{}{}
+	return code
 }
 
 func (m *metrics) Progress(t watcher.Target, done, total int) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,5 +94,41 @@ func TestReadyzReportsAnOutboxThatDoesNotDrain(t *testing.T) {
 	got := judge(st, h.d.watcher.Interval(), now)
 	if got.Ready || !strings.Contains(got.Reason, "outbox not draining: 1 events") {
 		t.Fatalf("judge = %+v, want not ready because the outbox does not drain", got)
+	}
+}
+
+// TestErrorCodeLabelsAreBounded: however many distinct (well-formed) codes
+// a server invents, the requests metric gets at most maxCodes of them plus
+// one overflow label; every request is still counted.
+func TestErrorCodeLabelsAreBounded(t *testing.T) {
+	m := newMetrics(nil)
+	const n = maxCodes + 50
+	for i := range n {
+		m.Request("a", "DescribeInstancesStatus", fmt.Sprintf("Invented.Code%d", i), time.Millisecond)
+	}
+	m.Request("a", "DescribeInstancesStatus", "RequestLimitExceeded.UinLimitExceeded", time.Millisecond)
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var series, total, throttles float64
+	for _, f := range families {
+		switch f.GetName() {
+		case "cvmwatch_api_requests_total":
+			for _, s := range f.GetMetric() {
+				series++
+				total += s.GetCounter().GetValue()
+			}
+		case "cvmwatch_api_throttles_total":
+			for _, s := range f.GetMetric() {
+				throttles += s.GetCounter().GetValue()
+			}
+		}
+	}
+	if series != maxCodes+1 || total != n+1 {
+		t.Fatalf("%v series counting %v requests; want %d series (the cap and the overflow) counting %d", series, total, maxCodes+1, n+1)
+	}
+	if throttles != 1 {
+		t.Fatalf("throttles = %v, want 1 (counted by the code, not the label)", throttles)
 	}
 }
