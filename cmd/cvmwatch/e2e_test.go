@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/publisher/publishertest"
 	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 )
@@ -86,19 +88,24 @@ func freePort(t *testing.T) int {
 
 func (h *harness) startNATS() {
 	h.t.Helper()
-	var err error
-	// The first start picks a free port (no window between choosing a port
-	// and binding it); a restart after an outage reuses that port, as a
-	// real server's address does not change.
-	port := h.natsPort
-	if port == 0 {
-		port = -1
+	// The port is chosen below the ephemeral range, so that while the
+	// server is down for an outage no port-0 listener can take it; a
+	// restart reuses it, as a real server's address does not change. On
+	// the first start a port taken meanwhile is replaced by another.
+	first := h.natsPort == 0
+	for attempt := 0; ; attempt++ {
+		if first {
+			h.natsPort = publishertest.RestartablePort(h.t)
+		}
+		var err error
+		h.nats, err = publisher.StartEmbedded(publisher.EmbeddedConfig{Port: h.natsPort, StoreDir: h.natsDir})
+		if err == nil {
+			return
+		}
+		if !first || attempt == 5 {
+			h.t.Fatal(err)
+		}
 	}
-	h.nats, err = publisher.StartEmbedded(publisher.EmbeddedConfig{Port: port, StoreDir: h.natsDir})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.natsPort = h.nats.Server().Addr().(*net.TCPAddr).Port
 }
 
 func (h *harness) stopNATS() {
@@ -485,7 +492,6 @@ func TestE2ERunCommand(t *testing.T) {
 	}
 	defer sim.Close()
 	dir := t.TempDir()
-	natsPort := freePort(t)
 	cfgPath := filepath.Join(dir, "cvmwatch.yaml")
 	cfgText := fmt.Sprintf(`data_dir: %s
 accounts:
@@ -498,12 +504,12 @@ accounts:
 poll:
   interval: 1s
 nats:
-  listen: 127.0.0.1:%d
+  listen: 127.0.0.1:0
 http:
   listen: 127.0.0.1:0
 log:
   level: debug
-`, filepath.Join(dir, "data"), sim.URL(), natsPort)
+`, filepath.Join(dir, "data"), sim.URL())
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -513,19 +519,31 @@ log:
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- Run(ctx, []string{"run", "--config", cfgPath}, io.Discard, &stderr) }()
+	go func() { done <- Run(ctx, []string{"run", "--config", cfgPath}, &stderr, &stderr) }() // the log goes to stdout
+	finished := false
+	t.Cleanup(func() { // on a failure path too: the daemon must not outlive the test
+		cancel()
+		if !finished {
+			<-done
+		}
+	})
 
-	// Subscribe as a user would, once the embedded server is up.
-	var nc *nats.Conn
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if nc, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", natsPort)); err == nil {
+	// Subscribe as a user would, once the embedded server (on a port of
+	// its own choosing) says where it listens.
+	started := regexp.MustCompile(`embedded NATS server with JetStream started" url=(nats://127\.0\.0\.1:\d+)`)
+	var url string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m := started.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
 			break
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("embedded NATS never came up: %v\n%s", err, stderr.String())
+			t.Fatalf("embedded NATS never came up:\n%s", stderr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer nc.Close()
 	msgs := make(chan *nats.Msg, 64)
@@ -555,6 +573,7 @@ log:
 	cancel()
 	select {
 	case code := <-done:
+		finished = true
 		if code != 0 {
 			t.Fatalf("run exited %d\n%s", code, stderr.String())
 		}

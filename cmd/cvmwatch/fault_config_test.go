@@ -63,9 +63,9 @@ func TestFaultBadCommandLines(t *testing.T) {
 			"nats:\n  url: nats://u:"+secretMark+"@127.0.0.1:4222\n"))}, 1, "a password in nats.url"},
 		{"nats token with a bad prefix", []string{"check-config", "--config", write("token.yaml", account+
 			"nats:\n  token: "+secretMark+"\n  subject_prefix: 'a>b'\n")}, 1, "subject_prefix"},
-		{"verify final without truth", []string{"verify", "--final"}, 2, "--sim"},
-		{"verify half a baseline", []string{"verify", "--baseline-start", "2026-11-27T00:00:00Z"}, 2, "--baseline-end"},
-		{"verify bad time", []string{"verify", "--baseline-start", "noon", "--baseline-end", "night"}, 2, "--baseline-start"},
+		{"verify final without truth", []string{"verify", "--server", "nats://127.0.0.1:1", "--final"}, 2, "--sim"},
+		{"verify half a baseline", []string{"verify", "--server", "nats://127.0.0.1:1", "--baseline-start", "2026-11-27T00:00:00Z"}, 2, "--baseline-end"},
+		{"verify bad time", []string{"verify", "--server", "nats://127.0.0.1:1", "--baseline-start", "noon", "--baseline-end", "night"}, 2, "--baseline-start"},
 		{"good config", []string{"check-config", "--config", good}, 0, ""},
 	}
 	for _, tc := range tests {

@@ -45,7 +45,7 @@ func TestHealthcheck(t *testing.T) {
 		{name: "not an http url", args: []string{"--url", "ftp://127.0.0.1/healthz"}, code: 2, err: "want an http:// or https:// URL"},
 		{name: "credentials in the url", args: []string{"--url", "http://admin:hunter2@127.0.0.1:1/healthz"}, code: 2,
 			err: "credentials in the URL", notInError: "hunter2"},
-		{name: "zero timeout", args: []string{"--timeout", "0s"}, code: 2, err: "--timeout"},
+		{name: "zero timeout", args: []string{"--url", "http://127.0.0.1:1/healthz", "--timeout", "0s"}, code: 2, err: "--timeout"},
 		{name: "an argument", args: []string{"http://127.0.0.1:9090/healthz"}, code: 2, err: "takes no arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -145,6 +145,13 @@ nats: {user: someone, password: %s, token: %s}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() { done <- Run(runCtx, []string{"run", "--config", badKey}, &logs, &logs) }()
+	stopped := false
+	t.Cleanup(func() { // on a failure path too: the daemon must not outlive the test
+		cancel()
+		if !stopped {
+			<-done
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(logs.String(), "AuthFailure") {
 		if time.Now().After(deadline) {
@@ -172,6 +179,7 @@ nats: {user: someone, password: %s, token: %s}
 	}
 	cancel()
 	<-done
+	stopped = true
 	assertNoLeak(t, "run (daemon logs)", logs.String())
 	if !strings.Contains(logs.String(), "AuthFailure.SignatureFailure") {
 		t.Errorf("the daemon's log does not say why it fails:\n%s", logs.String())

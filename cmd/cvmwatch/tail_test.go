@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/publisher/publishertest"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -169,7 +170,7 @@ func TestTailReplayFromAMissingStreamFails(t *testing.T) {
 // TestTailWaitsForTheServer starts tail before NATS, as docker compose may.
 func TestTailWaitsForTheServer(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := publishertest.RestartablePort(t) // free until the server starts on it
 	r := startCLI(t, "tail", "--server", fmt.Sprintf("nats://127.0.0.1:%d", port))
 	cliWait(t, "the waiting notice", func() bool { return strings.Contains(r.stderr.String(), "waiting for NATS") }, r.dump)
 	f := newNATSFixture(t, publisher.EmbeddedConfig{Port: port})
