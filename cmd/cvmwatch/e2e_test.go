@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,15 +74,6 @@ func newHarnessFor(t *testing.T, sim *cvmsim.Server, endpoint string) *harness {
 	h.open()
 	t.Cleanup(h.close)
 	return h
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (h *harness) startNATS() {
