@@ -20,7 +20,9 @@ import (
 // server listens yet returns a connection that connects once one starts.
 func TestConnectBeforeServerStarts(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	// Nobody listens on the port until the server starts on it: a port
+	// below the ephemeral range, which no port-0 listener can take meanwhile.
+	port := publishertest.RestartablePort(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	nc, err := publisher.Connect(publisher.ConnConfig{URLs: []string{url}, ReconnectWait: 50 * time.Millisecond}, testLogger(t))
 	if err != nil {

@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,8 +12,16 @@ import (
 
 func TestEmbeddedPortInUse(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
-	MustStartEmbedded(t, publisher.EmbeddedConfig{Port: port})
+	// The first server picks a free port and holds it for the whole test.
+	first := MustStartEmbedded(t, publisher.EmbeddedConfig{Port: -1})
+	u, err := url.Parse(first.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("ClientURL %q: %v", first.ClientURL(), err)
+	}
 	start := time.Now()
 	e, err := publisher.StartEmbedded(publisher.EmbeddedConfig{Port: port, StoreDir: t.TempDir()})
 	if err == nil {

@@ -2,7 +2,6 @@ package publisher_test
 
 import (
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -54,17 +53,6 @@ func MustJetStream(tb testing.TB, nc *nats.Conn, ackTimeout time.Duration) jetst
 		tb.Fatalf("jetstream.New: %v", err)
 	}
 	return js
-}
-
-// freePort returns a TCP port on loopback that was free a moment ago.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // testLogger logs to the test output, so failures come with the NATS client's

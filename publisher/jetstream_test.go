@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +43,8 @@ func newJSEnv(t *testing.T, ackTimeout time.Duration) jsEnv {
 
 // trackingJS wraps a JetStream context and checks, at every async publish,
 // that no other event of the same instance is unresolved and how many are.
-// It can also fail or never resolve the publish of chosen event IDs.
+// It can also fail, never resolve, or hold back (until gate is closed) the
+// publish of chosen event IDs.
 type trackingJS struct {
 	jetstream.JetStream
 
@@ -55,10 +57,17 @@ type trackingJS struct {
 	hungSent    int
 	failIDs     map[string]error // the future of that ID fails with it
 	hangIDs     map[string]bool  // the future of that ID never resolves
+	gateIDs     map[string]bool  // the future of that ID resolves only once gate is closed
+	gate        chan struct{}
+	gatedSent   chan struct{} // closed when the first event of gateIDs is sent
+	anyGated    bool
 }
 
 func newTrackingJS(js jetstream.JetStream) *trackingJS {
-	return &trackingJS{JetStream: js, busy: make(map[string]bool), failIDs: make(map[string]error), hangIDs: make(map[string]bool)}
+	return &trackingJS{
+		JetStream: js, busy: make(map[string]bool), failIDs: make(map[string]error), hangIDs: make(map[string]bool),
+		gateIDs: make(map[string]bool), gate: make(chan struct{}), gatedSent: make(chan struct{}),
+	}
 }
 
 // instanceOf returns "<account>.<region>.<id>" of "<prefix>.state.<account>.<region>.<id>.<FROM>.<TO>".
@@ -78,9 +87,13 @@ func (t *trackingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) 
 	t.maxInflight = max(t.maxInflight, t.inflight)
 	t.sent++
 	id := m.Header.Get(publisher.HeaderMsgID)
-	failErr, hang := t.failIDs[id], t.hangIDs[id]
+	failErr, hang, gated := t.failIDs[id], t.hangIDs[id], t.gateIDs[id]
 	if hang {
 		t.hungSent++
+	}
+	if gated && !t.anyGated {
+		t.anyGated = true
+		close(t.gatedSent)
 	}
 	t.mu.Unlock()
 
@@ -99,6 +112,9 @@ func (t *trackingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) 
 		}
 		if hang {
 			return // still "in flight" for the checker, as the publisher sees it
+		}
+		if gated {
+			<-t.gate // in flight, as the publisher sees it, until the test opens the gate
 		}
 		t.done(key) // before the publisher can see the result
 		switch {
@@ -214,7 +230,9 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 		if acked != 42 || !errors.Is(err, publisher.ErrAckTimeout) {
 			t.Fatalf("Publish = %d, %v; want 42 and ErrAckTimeout", acked, err)
 		}
-		if d := time.Since(start); d > 3*time.Second {
+		// 4 s: far above the configured 300 ms for a loaded machine, below
+		// the 5 s default, so a Publish ignoring its AckTimeout still fails.
+		if d := time.Since(start); d > 4*time.Second {
 			t.Fatalf("Publish took %s with a 300ms ack timeout", d)
 		}
 	})
@@ -233,18 +251,53 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 		t.Parallel()
 		env := newJSEnv(t, 5*time.Second)
 		tr := newTrackingJS(env.js)
-		tr.hangIDs[events[10].ID] = true // holds the window until its timeout
-		p, _ := publisher.NewJetStream(tr, publisher.JetStreamConfig{Window: 8, AckTimeout: 500 * time.Millisecond})
+		// Events 10 and on are acked by the server but held back from the
+		// publisher until the gate opens, well after the cancel: the events
+		// in flight at the cancel can only have been awaited.
+		for _, e := range events[10:] {
+			tr.gateIDs[e.ID] = true
+		}
+		const window = 8
+		p, _ := publisher.NewJetStream(tr, publisher.JetStreamConfig{Window: window, AckTimeout: 30 * time.Second})
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(100*time.Millisecond, cancel)
+		defer cancel()
+		var opened atomic.Bool
+		go func() {
+			select {
+			case <-tr.gatedSent: // event 10 is sent: cancel midway
+			case <-t.Context().Done():
+				return
+			}
+			cancel()
+			time.Sleep(200 * time.Millisecond)
+			opened.Store(true)
+			close(tr.gate)
+		}()
+		start := time.Now()
 		acked, err := p.Publish(ctx, events)
-		if acked > 10 || err == nil {
-			t.Fatalf("Publish = %d, %v; want at most 10 and an error", acked, err)
+		took := time.Since(start)
+		t.Logf("Publish = %d, %v after %s", acked, err, took)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Publish = %d, %v; want an error wrapping context.Canceled (the cancel stopped it)", acked, err)
+		}
+		if errors.Is(err, publisher.ErrAckTimeout) {
+			t.Fatalf("Publish = %d, %v; an ack timed out, so the cancel is not what stopped it", acked, err)
+		}
+		// Sending stops at the first event after the cancel: event 10 and at
+		// most a window more were sent, and every event sent was acked.
+		if acked <= 10 || acked > 10+window+1 {
+			t.Fatalf("Publish = %d, %v; want more than 10 (event 10 was sent before the cancel) and at most %d", acked, err, 10+window+1)
+		}
+		if !opened.Load() {
+			t.Fatalf("Publish returned after %s, before the events in flight were resolved", took)
 		}
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
-		if tr.inflight != tr.hungSent { // only the hung one, which the checker never resolves
-			t.Fatalf("%d events in flight after Publish returned, want only the hung one", tr.inflight)
+		if tr.sent != acked {
+			t.Fatalf("%d events sent, %d acked; want nothing sent after the cancel beyond what was acked", tr.sent, acked)
+		}
+		if tr.inflight != 0 {
+			t.Fatalf("%d events in flight after Publish returned, want none", tr.inflight)
 		}
 	})
 }

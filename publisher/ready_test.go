@@ -19,7 +19,9 @@ import (
 // publishes once the server is there.
 func TestStreamReadyWaitsForTheServer(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	// Nobody listens on the port until the server starts on it: a port
+	// below the ephemeral range, which no port-0 listener can take meanwhile.
+	port := publishertest.RestartablePort(t)
 	nc := MustConnect(t, publisher.ConnConfig{URLs: []string{"nats://127.0.0.1:" + strconv.Itoa(port)}})
 	js := MustJetStream(t, nc, 5*time.Second)
 	p, err := publisher.NewStreamReady(js, publisher.StreamConfig{Name: "LATE", Prefix: "late"},

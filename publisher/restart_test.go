@@ -22,7 +22,10 @@ func TestJetStreamServerRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
-	dir, port := t.TempDir(), freePort(t)
+	// The server is down for a while and must come back on the same port:
+	// one below the ephemeral range, which no port-0 listener can take
+	// meanwhile.
+	dir, port := t.TempDir(), publishertest.RestartablePort(t)
 	cfg := publisher.EmbeddedConfig{Port: port, StoreDir: dir}
 	first := MustStartEmbedded(t, cfg)
 

@@ -133,8 +133,9 @@ func TestOpenLockedFileFailsAfterTimeout(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "another cvmwatch") {
 		t.Fatalf("lock error %q does not name the file and the holder", msg)
 	}
-	// bbolt retries every 50ms and gives up one retry early.
-	if elapsed < timeout/2 || elapsed > 10*timeout {
+	// bbolt retries every 50ms and gives up one retry early. The upper
+	// bound only proves that Open gives up: generous, for a loaded machine.
+	if elapsed < timeout/2 || elapsed > 10*time.Second {
 		t.Fatalf("second Open gave up after %v, want about %v", elapsed, timeout)
 	}
 }

@@ -92,12 +92,8 @@ func TestCVMRoleErrors(t *testing.T) {
 	t.Parallel()
 	meta := startMetadataServer(t, time.Hour)
 
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + closed.Addr().String()
-	closed.Close()
+	// Nothing listens on port 1: connecting is refused.
+	const refused = "http://127.0.0.1:1"
 
 	// A black hole accepts connections and never answers.
 	hole, err := net.Listen("tcp", "127.0.0.1:0")
@@ -250,7 +246,7 @@ func TestDiscoverCVMRole(t *testing.T) {
 		{listing: "<html>gateway</html>", err: "not one CAM role name"},
 	} {
 		meta.listing.Store(tc.listing)
-		role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, time.Second)
+		role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, 5*time.Second)
 		if tc.err == "" {
 			if err != nil || role != tc.want {
 				t.Errorf("listing %q: DiscoverCVMRole = %q, %v; want %q", tc.listing, role, err, tc.want)
@@ -264,7 +260,7 @@ func TestDiscoverCVMRole(t *testing.T) {
 
 	// The discovered role's keys are then fetched as for a configured one.
 	meta.listing.Store(testRole)
-	role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, time.Second)
+	role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,14 +269,10 @@ func TestDiscoverCVMRole(t *testing.T) {
 		t.Fatalf("keys of the discovered role: id %q, token %q", id, token)
 	}
 
-	// Nobody listening: an error naming the endpoint, not ErrNoCVMRole.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String()
-	l.Close()
-	if _, err := cvm.DiscoverCVMRole(t.Context(), dead, time.Second); err == nil || errors.Is(err, cvm.ErrNoCVMRole) || !strings.Contains(err.Error(), "unreachable") {
+	// Nobody listening (nothing listens on port 1: connecting is refused):
+	// an error naming the endpoint, not ErrNoCVMRole.
+	const dead = "http://127.0.0.1:1"
+	if _, err := cvm.DiscoverCVMRole(t.Context(), dead, 5*time.Second); err == nil || errors.Is(err, cvm.ErrNoCVMRole) || !strings.Contains(err.Error(), "unreachable at "+dead) {
 		t.Fatalf("unreachable metadata service: %v", err)
 	}
 	if _, err := cvm.DiscoverCVMRole(t.Context(), "ftp://x", time.Second); err == nil || !strings.Contains(err.Error(), "metadata endpoint") {

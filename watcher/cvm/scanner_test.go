@@ -58,7 +58,14 @@ func TestScanRetriesTransientFaults(t *testing.T) {
 	for _, f := range faults {
 		t.Run(string(f.Kind)+f.Code, func(t *testing.T) {
 			srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 300})
-			s, lim := mustNewScanner(t, srv, scannerOptions{timeout: 500 * time.Millisecond, rate: 1000})
+			// Only the timeout fault needs a short request timeout (its hang
+			// outlasts any); the others get one no healthy page can reach,
+			// so every retry they count is one of the two faults.
+			timeout := 30 * time.Second
+			if f.Kind == cvmsim.FaultTimeout {
+				timeout = time.Second
+			}
+			s, lim := mustNewScanner(t, srv, scannerOptions{timeout: timeout, rate: 1000})
 			f.Offset, f.Count = intp(100), 2
 			srv.AddFault(f)
 			scan, err := s.Scan(t.Context())
@@ -68,7 +75,12 @@ func TestScanRetriesTransientFaults(t *testing.T) {
 			if got, want := observed(scan), truth(srv); !maps.Equal(got, want) {
 				t.Fatalf("scan saw %d instances, want %d", len(got), len(want))
 			}
-			if got, want := scan.Stats.Retries, 2; got != want {
+			switch got, want := scan.Stats.Retries, 2; {
+			case f.Kind == cvmsim.FaultTimeout && got < want:
+				// A healthy page slower than the 1s timeout on a loaded
+				// machine adds a retry; fewer than 2 means a hang was not retried.
+				t.Errorf("retries = %d, want at least %d", got, want)
+			case f.Kind != cvmsim.FaultTimeout && got != want:
 				t.Errorf("retries = %d, want %d", got, want)
 			}
 			if strings.HasPrefix(f.Code, "RequestLimitExceeded") {
@@ -362,14 +374,42 @@ func TestScanHonoursCancellation(t *testing.T) {
 	srv.AddFault(cvmsim.Fault{Kind: cvmsim.FaultTimeout})
 	s, _ := mustNewScanner(t, srv, scannerOptions{timeout: time.Minute})
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Scan(ctx)
 		done <- err
 	}()
+	// Cancel only once the first request is inside the simulator, held by
+	// the timeout fault: the scan must give up the hung request, not merely
+	// notice a cancel before it sends anything.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st := srv.Stats()
+		fired := 0
+		for _, f := range srv.Faults() {
+			fired += f.Fired
+		}
+		if st.Requests[cvmsim.ActionDescribeInstancesStatus] >= 1 && fired >= 1 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Scan returned before its request hung in the simulator: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request hung in the simulator within 30s: requests %v, faults %+v", st.Requests, srv.Faults())
+		}
+	}
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Scan after cancel = %v, want context.Canceled", err)
+	// The request timeout is a minute: only the cancel can end the scan soon.
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Scan after cancel = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Scan still running 10s after its context was cancelled during a hung request")
 	}
 }
 
