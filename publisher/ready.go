@@ -2,11 +2,13 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
@@ -17,16 +19,19 @@ const (
 	// streamSetupTimeout bounds one attempt: until a JetStream server is
 	// reachable its API calls time out rather than fail.
 	streamSetupTimeout = 10 * time.Second
-	// streamSetupRetry is the least time between two attempts, however many
-	// relays ask: a down server is not asked once per target.
+	// streamSetupRetry is the least time between the starts of two
+	// attempts, however many relays ask: a down server is not asked once
+	// per target.
 	streamSetupRetry = time.Second
 )
 
 // StreamReady is a JetStream publisher that sets the stream up before its
 // first publish, so that a daemon can start, scan and fill its outbox while
-// the server is unreachable. Until the stream is set up, Publish and
-// PublishScan return why, and the relay retries them later as it does any
-// failed publish. It is safe for concurrent use.
+// the server is unreachable, and sets it up again when a publish finds it
+// gone (deleted, or a server that came back without its JetStream store).
+// Until the stream is there, Publish and PublishScan return why, and the
+// relay retries them later as it does any failed publish. It is safe for
+// concurrent use.
 type StreamReady struct {
 	js     jetstream.JetStream
 	stream StreamConfig
@@ -35,8 +40,25 @@ type StreamReady struct {
 
 	mu      sync.Mutex
 	ready   bool
-	lastTry time.Time
-	lastErr error
+	attempt *setupAttempt // the attempt in flight, or the last one
+}
+
+// setupAttempt is one run of EnsureStream, shared by every caller that
+// asks while it runs (and, once failed, for streamSetupRetry after it
+// started).
+type setupAttempt struct {
+	started time.Time
+	done    chan struct{} // closed when err is set
+	err     error
+}
+
+func (a *setupAttempt) finished() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
 }
 
 var _ watcher.Publisher = (*StreamReady)(nil)
@@ -49,39 +71,55 @@ func NewStreamReady(js jetstream.JetStream, stream StreamConfig, cfg JetStreamCo
 	if err != nil {
 		return nil, err
 	}
-	log := stream.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if stream.Logger == nil {
+		stream.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &StreamReady{js: js, stream: stream, pub: pub, log: log}, nil
+	if stream.Name == "" {
+		stream.Name = DefaultStreamName
+	}
+	return &StreamReady{js: js, stream: stream, pub: pub, log: stream.Logger}, nil
 }
 
-// Ensure sets the stream up unless that is done. An attempt made less than
-// a second ago is not repeated: its error is returned again.
+// Ensure sets the stream up unless that is done. Callers that ask while an
+// attempt runs wait for that attempt, each only as long as its own ctx
+// allows; a failed attempt's error is returned again until a second has
+// passed since it started.
 func (p *StreamReady) Ensure(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.ready {
+		p.mu.Unlock()
 		return nil
 	}
-	if !p.lastTry.IsZero() && time.Since(p.lastTry) < streamSetupRetry {
-		return p.lastErr
+	a := p.attempt
+	if a == nil || (a.finished() && time.Since(a.started) >= streamSetupRetry) {
+		a = &setupAttempt{started: time.Now(), done: make(chan struct{})}
+		p.attempt = a
+		go p.run(a)
 	}
-	sctx, cancel := context.WithTimeout(ctx, streamSetupTimeout)
+	p.mu.Unlock()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		return fmt.Errorf("nats stream %s not set up yet: %w", p.stream.Name, context.Cause(ctx))
+	}
+}
+
+// run makes one attempt. It belongs to no caller, so a caller that gives up
+// does not cut it short for the others; its own timeout bounds it.
+func (p *StreamReady) run(a *setupAttempt) {
+	ctx, cancel := context.WithTimeout(context.Background(), streamSetupTimeout)
 	defer cancel()
-	_, err := EnsureStream(sctx, p.js, p.stream)
-	p.lastTry = time.Now()
+	_, err := EnsureStream(ctx, p.js, p.stream)
+	p.mu.Lock()
 	if err != nil {
-		name := p.stream.Name
-		if name == "" {
-			name = DefaultStreamName
-		}
-		p.lastErr = fmt.Errorf("nats stream %s not set up yet: %w", name, err)
-		return p.lastErr
+		a.err = fmt.Errorf("nats stream %s not set up yet: %w", p.stream.Name, err)
+	} else {
+		p.ready = true
+		p.log.Info("nats stream ready", "stream", p.stream.Name)
 	}
-	p.ready, p.lastErr = true, nil
-	p.log.Info("nats stream ready", "stream", p.stream.Name)
-	return nil
+	p.mu.Unlock()
+	close(a.done)
 }
 
 // Publish sends events once the stream is set up; see JetStream.Publish.
@@ -92,7 +130,9 @@ func (p *StreamReady) Publish(ctx context.Context, events []watcher.Event) (int,
 	if err := p.Ensure(ctx); err != nil {
 		return 0, err
 	}
-	return p.pub.Publish(ctx, events)
+	n, err := p.pub.Publish(ctx, events)
+	p.noteLoss(err)
+	return n, err
 }
 
 // PublishScan sends a scan summary once the stream is set up; see
@@ -101,5 +141,21 @@ func (p *StreamReady) PublishScan(ctx context.Context, s watcher.ScanSummary) er
 	if err := p.Ensure(ctx); err != nil {
 		return err
 	}
-	return p.pub.PublishScan(ctx, s)
+	err := p.pub.PublishScan(ctx, s)
+	p.noteLoss(err)
+	return err
+}
+
+// noteLoss makes the next call set the stream up again when err says no
+// stream took the message: it was deleted, or the server lost its store.
+func (p *StreamReady) noteLoss(err error) {
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready {
+		p.ready = false
+		p.log.Warn("nats stream gone: setting it up again", "stream", p.stream.Name, "err", err)
+	}
 }

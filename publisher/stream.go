@@ -56,9 +56,9 @@ type StreamConfig struct {
 // taking the stream over. Of its limits, only what cfg asks for is changed
 // (an operator's stream is theirs): a set MaxAge or Replicas, and a
 // duplicates window shorter than Duplicates (a shorter one weakens
-// de-duplication after an outage). If that update is refused, for example
-// because cvmwatch may not update streams, the stream is used as it is and a
-// warning says what differs.
+// de-duplication after an outage). If the server refuses that update, for
+// example because cvmwatch may not update streams, the stream is used as it
+// is and a warning says what differs; any other failure is returned.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	name := cfg.Name
 	if name == "" {
@@ -130,7 +130,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	updated, err := js.UpdateStream(ctx, want)
 	if err != nil {
-		if ctx.Err() != nil {
+		// Only the server's refusal (no permission, a limit it rejects)
+		// means "use it as it is"; a timeout or a disconnect is retried
+		// like any failed set-up.
+		var refused *jetstream.APIError
+		if !errors.As(err, &refused) {
 			return nil, fmt.Errorf("update stream %s: %w", name, err)
 		}
 		log := cfg.Logger

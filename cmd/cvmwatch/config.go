@@ -21,6 +21,8 @@ type Config struct {
 	// literalSecrets names, by key, the secrets written in the file itself
 	// (not ${VAR}): such a file must not be readable by others.
 	literalSecrets []string
+	// warnings are what loading could not check here (see checkFiles).
+	warnings []string
 
 	DataDir  string          `yaml:"data_dir"`
 	Accounts []AccountConfig `yaml:"accounts"`
@@ -252,7 +254,9 @@ func loadConfig(path string, raw []byte, lookup func(string) (string, bool), all
 	}
 	// The named files are checked here too, not only when run opens them,
 	// so that check-config passes no config that run refuses.
-	if problems := append(cfg.validate(), cfg.checkFiles(allowInsecure)...); len(problems) > 0 {
+	fileErrs, warnings := cfg.checkFiles(allowInsecure)
+	cfg.warnings = warnings
+	if problems := append(cfg.validate(), fileErrs...); len(problems) > 0 {
 		return nil, fmt.Errorf("config %s: %w", path, problems)
 	}
 	if err := checkLiteralSecrets(path, cfg.literalSecrets, allowInsecure); err != nil {

@@ -52,13 +52,19 @@ func TestCheckConfigChecksTheFilesRunUses(t *testing.T) {
 	if err := os.Remove(creds); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := run("check-config", "--config", cfg, "--allow-insecure-permissions"); code != 1 ||
-		!strings.Contains(stderr, "nats.creds_file: stat "+creds+": no such file or directory") {
-		t.Errorf("missing creds file, even with --allow-insecure-permissions: exit %d: %s", code, stderr)
+	// Missing here: check-config may run where the daemon's files are not
+	// (systemd's ${CREDENTIALS_DIRECTORY} exists only inside the service),
+	// so it warns and passes; run, where the file must be, refuses.
+	wantWarning := "warning: nats.creds_file: cannot check it here (stat " + creds + ": no such file or directory)"
+	if code, _, stderr := run("check-config", "--config", cfg); code != 0 || !strings.Contains(stderr, wantWarning) {
+		t.Errorf("missing creds file: check-config exit %d, stderr %q; want 0 and %q", code, stderr, wantWarning)
+	}
+	if code, _, stderr := run("run", "--config", cfg); code != 1 || !strings.Contains(stderr, creds) {
+		t.Errorf("missing creds file: run exit %d, stderr %q; want 1 naming the file", code, stderr)
 	}
 }
 
-func TestConfigRefusesAFileItCannotRead(t *testing.T) {
+func TestConfigWarnsOfAFileItCannotRead(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root reads a file whatever its mode")
 	}
@@ -72,8 +78,8 @@ func TestConfigRefusesAFileItCannotRead(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadConfig(cfg, true)
-	if err == nil || !strings.Contains(err.Error(), "nats.tls.key_file: open "+key+": permission denied") {
-		t.Fatalf("LoadConfig = %v, want nats.tls.key_file refused as unreadable", err)
+	c, err := LoadConfig(cfg, true)
+	if err != nil || len(c.warnings) == 0 || !strings.Contains(strings.Join(c.warnings, "\n"), "nats.tls.key_file: cannot check it here (open "+key+": permission denied)") {
+		t.Fatalf("LoadConfig = %v, %v; want a warning that nats.tls.key_file cannot be read here", c, err)
 	}
 }

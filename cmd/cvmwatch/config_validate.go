@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -323,19 +325,23 @@ func cutUserInfo(u string) (prefix, info, rest string, ok bool) {
 	return prefix, rest[:at], rest[at+1:], true
 }
 
-// checkFiles checks the files the config names as run will use them: each
-// must be a regular file this process can open, and one that holds a secret
-// must not be readable by group or others unless allowInsecure (openDaemon
-// and the profile loader refuse it too). Like validate it connects to
-// nothing; unlike it, it looks at the disk, so ParseConfig leaves it out
-// and LoadConfig calls it.
-func (c *Config) checkFiles(allowInsecure bool) configErrors {
-	var errs configErrors
+// checkFiles checks the files the config names as run will use them:
+// each must be a regular file, and those holding a secret must not be
+// readable by group or others (unless allowInsecure). A file that is
+// missing or unreadable here is only a warning: check-config may run on
+// another host or as another user than the daemon, and files such as
+// ${CREDENTIALS_DIRECTORY}/nats.creds exist only inside the running
+// service; run itself then fails clearly if it is still missing.
+func (c *Config) checkFiles(allowInsecure bool) (errs configErrors, warnings []string) {
 	check := func(key, path string, secret bool) {
 		if path == "" {
 			return
 		}
 		err := checkReadable(path)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			warnings = append(warnings, fmt.Sprintf("%s: cannot check it here (%v); it must exist and be readable where cvmwatch runs", key, err))
+			return
+		}
 		if err == nil && secret && !allowInsecure {
 			err = checkPrivate(path, "holds a secret")
 		}
@@ -354,7 +360,7 @@ func (c *Config) checkFiles(allowInsecure bool) configErrors {
 	check("nats.tls.ca_file", n.TLS.CAFile, false)
 	check("nats.tls.cert_file", n.TLS.CertFile, false)
 	check("nats.tls.key_file", n.TLS.KeyFile, true)
-	return errs
+	return errs, warnings
 }
 
 // checkReadable reports whether path is a regular file this process can

@@ -21,6 +21,13 @@ import (
 	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 )
 
+// asyncMaxPending is the connection's limit on async publishes awaiting an
+// ack, shared by every target's relay: 16 full windows, so that after an
+// outage 16 targets drain at once without stalling (more wait their turn:
+// a stalled publish fails after the ack timeout and is retried, never lost).
+// nats.go's default of 4000 would let two targets stall each other.
+const asyncMaxPending = 16 * publisher.DefaultWindow
+
 // streamFirstTry bounds the attempt to set up the stream at start-up; after
 // it the daemon starts regardless and the relay keeps trying.
 const streamFirstTry = 5 * time.Second
@@ -154,7 +161,8 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	}
 	// The async publish timeout makes the library forget a timed-out publish
 	// instead of retrying it behind a later event (see NewJetStream).
-	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncTimeout(publisher.DefaultAckTimeout))
+	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncTimeout(publisher.DefaultAckTimeout),
+		jetstream.WithPublishAsyncMaxPending(asyncMaxPending))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}

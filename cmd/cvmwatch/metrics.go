@@ -200,19 +200,32 @@ const maxCodes = 100
 // codeOverflow labels every code beyond the first maxCodes.
 const codeOverflow = "ClientError.TooManyCodes"
 
-// boundedCode returns code, or codeOverflow once maxCodes distinct codes
-// have been seen.
+// alertedFamilies are the code families that alerts and dashboards match
+// (throttling, auth, server errors): past the cap a code of one of them is
+// labelled by its family, so an alert on it still fires however many codes
+// came before.
+var alertedFamilies = []string{"RequestLimitExceeded", "AuthFailure", "UnauthorizedOperation", "OperationDenied",
+	"InternalError", "InternalServerError", "ServiceUnavailable", "ResourceUnavailable", "ClientError"}
+
+// boundedCode returns code while fewer than maxCodes distinct codes have
+// been seen; after that a new code becomes its family's name, or
+// codeOverflow.
 func (m *metrics) boundedCode(code string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.codes[code]; ok {
 		return code
 	}
-	if len(m.codes) >= maxCodes {
-		return codeOverflow
+	if len(m.codes) < maxCodes {
+		m.codes[code] = struct{}{}
+		return code
 	}
-	m.codes[code] = struct{}{}
-	return code
+	for _, f := range alertedFamilies {
+		if code == f || strings.HasPrefix(code, f+".") {
+			return f
+		}
+	}
+	return codeOverflow
 }
 
 func (m *metrics) Progress(t watcher.Target, done, total int) {

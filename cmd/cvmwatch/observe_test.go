@@ -107,17 +107,24 @@ func TestErrorCodeLabelsAreBounded(t *testing.T) {
 		m.Request("a", "DescribeInstancesStatus", fmt.Sprintf("Invented.Code%d", i), time.Millisecond)
 	}
 	m.Request("a", "DescribeInstancesStatus", "RequestLimitExceeded.UinLimitExceeded", time.Millisecond)
+	m.Request("a", "DescribeInstancesStatus", "AuthFailure.SignatureFailure", time.Millisecond)
 	families, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var series, total, throttles float64
+	labels := map[string]bool{}
 	for _, f := range families {
 		switch f.GetName() {
 		case "cvmwatch_api_requests_total":
 			for _, s := range f.GetMetric() {
 				series++
 				total += s.GetCounter().GetValue()
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "code" {
+						labels[l.GetValue()] = true
+					}
+				}
 			}
 		case "cvmwatch_api_throttles_total":
 			for _, s := range f.GetMetric() {
@@ -125,8 +132,13 @@ func TestErrorCodeLabelsAreBounded(t *testing.T) {
 			}
 		}
 	}
-	if series != maxCodes+1 || total != n+1 {
-		t.Fatalf("%v series counting %v requests; want %d series (the cap and the overflow) counting %d", series, total, maxCodes+1, n+1)
+	// Past the cap, codes of alerted families keep their family's name, so
+	// throttling and auth alerts still match them.
+	if series != maxCodes+3 || total != n+2 {
+		t.Fatalf("%v series counting %v requests; want %d series (the cap, the overflow, two families) counting %d", series, total, maxCodes+3, n+2)
+	}
+	if !labels["AuthFailure"] || !labels["RequestLimitExceeded"] || !labels[codeOverflow] {
+		t.Fatalf("labels past the cap: want AuthFailure, RequestLimitExceeded and %s among %d", codeOverflow, len(labels))
 	}
 	if throttles != 1 {
 		t.Fatalf("throttles = %v, want 1 (counted by the code, not the label)", throttles)

@@ -27,6 +27,9 @@ relayed for a few seconds, the database is closed.`,
 				return err
 			}
 			log := newLogger(c.ErrOrStderr(), cfg.Log)
+			for _, w := range cfg.warnings {
+				log.Warn("config: " + w)
+			}
 			d, err := openDaemon(c.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -65,6 +68,9 @@ every problem found, each naming its key, if it is not valid.`,
 			out, err := yaml.Marshal(cfg)
 			if err != nil {
 				return err
+			}
+			for _, w := range cfg.warnings {
+				fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", w)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "# %s is valid; effective configuration:\n%s", path, out)
 			return nil

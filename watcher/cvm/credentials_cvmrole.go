@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // maxCredentialBody caps a metadata or STS response.
@@ -95,7 +94,9 @@ func DiscoverCVMRole(ctx context.Context, endpoint string, timeout time.Duration
 		return "", fmt.Errorf("%w (metadata service at %s listed none)", ErrNoCVMRole, endpoint)
 	}
 	if !roleNamePattern.MatchString(role) {
-		return "", fmt.Errorf("%w: metadata service at %s listed %s, not one CAM role name", ErrMalformed, endpoint, watcher.Quote(role))
+		// The answer is not quoted: a misdirected endpoint could answer with
+		// credentials, and this error is logged.
+		return "", fmt.Errorf("%w: metadata service at %s listed %d bytes that are not one CAM role name", ErrMalformed, endpoint, len(role))
 	}
 	return role, nil
 }

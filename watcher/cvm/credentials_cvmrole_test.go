@@ -244,6 +244,8 @@ func TestDiscoverCVMRole(t *testing.T) {
 		{listing: "   \n", err: "listed none", noRole: true},
 		{listing: "role-a\nrole-b", err: "not one CAM role name"},
 		{listing: "<html>gateway</html>", err: "not one CAM role name"},
+		// A misdirected endpoint answering with keys: never quoted.
+		{listing: `{"TmpSecretId":"AKIDx","TmpSecretKey":"` + secretKeyValue + `"}`, err: "not one CAM role name"},
 	} {
 		meta.listing.Store(tc.listing)
 		role, err := cvm.DiscoverCVMRole(t.Context(), meta.URL, 5*time.Second)
@@ -255,6 +257,9 @@ func TestDiscoverCVMRole(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.err) || errors.Is(err, cvm.ErrNoCVMRole) != tc.noRole {
 			t.Errorf("listing %q: DiscoverCVMRole = %q, %v; want an error with %q (ErrNoCVMRole: %v)", tc.listing, role, err, tc.err, tc.noRole)
+		}
+		if err != nil {
+			assertNoSecret(t, "DiscoverCVMRole error", err.Error(), secretKeyValue[:6])
 		}
 	}
 
