@@ -22,23 +22,8 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
 			w.cfg.Observer.CycleFailed(t.Target, err)
 		}
 	}()
-	if t.snap == nil {
-		snap, err := LoadSnapshot(func(fn func(Record) error) (ScanMeta, error) {
-			return w.cfg.Store.Load(ctx, t.Target, fn)
-		})
-		if err != nil {
-			return Commit{}, fmt.Errorf("load snapshot of %s: %w", t.Target, err)
-		}
-		t.snap = snap
-		t.log.Info("snapshot loaded", "records", snap.Len(), "baselined", snap.Meta().Baselined)
-		// Until this process commits a scan, its status is the stored one:
-		// after a restart, health, state and metrics know when the target
-		// was last scanned even if no scan succeeds now.
-		meta := snap.Meta()
-		t.mu.Lock()
-		t.status.LastScan, t.status.LastComplete, t.status.Baselined = meta.LastScan, meta.LastComplete, meta.Baselined
-		t.status.ByState = snap.CountByState()
-		t.mu.Unlock()
+	if err := w.loadSnapshot(ctx, t); err != nil {
+		return Commit{}, err
 	}
 
 	scan, scanErr := t.source.Scan(ctx)
@@ -150,4 +135,28 @@ func (w *Watcher) publishSummary(ctx context.Context, t *target, scan Scan, c Co
 			t.log.Debug("scan summary not published", "err", err)
 		}
 	}()
+}
+
+// loadSnapshot loads the target's snapshot from the store, once. Until this
+// process commits a scan, the target's status is the stored one: after a
+// restart, health, state and metrics know when the target was last scanned
+// even if no scan succeeds now. Only the target's own goroutine calls it.
+func (w *Watcher) loadSnapshot(ctx context.Context, t *target) error {
+	if t.snap != nil {
+		return nil
+	}
+	snap, err := LoadSnapshot(func(fn func(Record) error) (ScanMeta, error) {
+		return w.cfg.Store.Load(ctx, t.Target, fn)
+	})
+	if err != nil {
+		return fmt.Errorf("load snapshot of %s: %w", t.Target, err)
+	}
+	t.snap = snap
+	t.log.Info("snapshot loaded", "records", snap.Len(), "baselined", snap.Meta().Baselined)
+	meta := snap.Meta()
+	t.mu.Lock()
+	t.status.LastScan, t.status.LastComplete, t.status.Baselined = meta.LastScan, meta.LastComplete, meta.Baselined
+	t.status.ByState = snap.CountByState()
+	t.mu.Unlock()
+	return nil
 }

@@ -235,6 +235,9 @@ func (w *Watcher) Targets() []Target {
 }
 
 func (w *Watcher) scanLoop(ctx context.Context, t *target) {
+	// The stored status is known before the first scan's jitter and slot;
+	// a failure here is retried, and reported, by the first cycle.
+	_ = w.loadSnapshot(ctx, t)
 	if w.cfg.Jitter > 0 {
 		delay := time.Duration(rand.Float64() * w.cfg.Jitter * float64(t.interval))
 		if !sleepCtx(ctx, delay) {

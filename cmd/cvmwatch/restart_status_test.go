@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 )
@@ -57,5 +59,37 @@ func TestRestartKeepsTheLastCompleteScan(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no last-complete-scan series after a restart whose scans fail")
+	}
+}
+
+// TestRestartStatusBeforeTheFirstScan: with a long jitter before the first
+// scan, the stored status is known at once after a restart, not only once
+// the target is scanned again.
+func TestRestartStatusBeforeTheFirstScan(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 20)
+	last := h.scan().Meta.LastComplete
+	h.close()
+	h.cfg.Poll.Jitter = 0.9 // of a 1h interval: no scan during this test
+	h.open()
+	requests := h.sim.Stats().Requests[cvmsim.ActionDescribeInstancesStatus]
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st := h.d.watcher.Status(); len(st) == 1 && st[0].LastComplete.Equal(last) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after a restart = %+v; want the stored last complete scan %v", h.d.watcher.Status(), last)
+		}
+	}
+	if n := h.sim.Stats().Requests[cvmsim.ActionDescribeInstancesStatus]; n != requests {
+		t.Fatalf("%d scan requests during the jitter; the status must come from the store", n-requests)
 	}
 }
