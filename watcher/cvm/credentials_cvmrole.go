@@ -65,28 +65,12 @@ func DiscoverCVMRole(ctx context.Context, endpoint string, timeout time.Duration
 	if timeout <= 0 {
 		timeout = DefaultCredentialTimeout
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/latest/meta-data/cam/security-credentials/", nil)
+	body, err := metadataGet(ctx, newMetadataClient(timeout), endpoint+"/latest/meta-data/cam/security-credentials/", endpoint)
+	if errors.Is(err, errMetadataNotFound) {
+		return "", fmt.Errorf("%w (%w)", ErrNoCVMRole, err)
+	}
 	if err != nil {
 		return "", err
-	}
-	resp, err := newMetadataClient(timeout).Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return "", fmt.Errorf("metadata service unreachable at %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return "", fmt.Errorf("metadata service at %s: reading the answer: %w", endpoint, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return "", fmt.Errorf("%w (metadata service at %s answered %s)", ErrNoCVMRole, endpoint, resp.Status)
-	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("metadata service at %s answered %s", endpoint, truncate(resp.Status, 64))
 	}
 	role := strings.TrimSpace(string(body))
 	if role == "" {
@@ -130,11 +114,17 @@ func newMetadataClient(timeout time.Duration) *http.Client {
 	}
 }
 
-// fetchMetadataCredentials makes one GET of the role's credentials.
-func fetchMetadataCredentials(ctx context.Context, client *http.Client, credURL, role, endpoint string) (keys, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, credURL, nil)
+// errMetadataNotFound is the metadata service's 404.
+var errMetadataNotFound = errors.New("not found")
+
+// metadataGet makes one GET of the metadata service and returns the body of
+// a 200 answer, at most maxCredentialBody bytes. A 404 is
+// errMetadataNotFound, for the caller to say what was not found. No error
+// quotes the body: it may hold keys.
+func metadataGet(ctx context.Context, client *http.Client, u, endpoint string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return keys{}, err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -142,20 +132,41 @@ func fetchMetadataCredentials(ctx context.Context, client *http.Client, credURL,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return keys{}, fmt.Errorf("metadata service unreachable at %s: %w", endpoint, err)
+		return nil, fmt.Errorf("metadata service unreachable at %s: %w", endpoint, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCredentialBody+1))
 	if err != nil {
-		return keys{}, fmt.Errorf("metadata service at %s: reading the answer: %w", endpoint, err)
+		return nil, fmt.Errorf("metadata service at %s: reading the answer: %w", endpoint, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return keys{}, fmt.Errorf("no CVM role %q bound to this instance (metadata service at %s answered %s)", role, endpoint, resp.Status)
+		return nil, &metadataNotFound{endpoint: endpoint, status: resp.Status}
 	case resp.StatusCode != http.StatusOK:
-		return keys{}, fmt.Errorf("metadata service at %s answered %s", endpoint, truncate(resp.Status, 64))
+		return nil, fmt.Errorf("metadata service at %s answered %s", endpoint, truncate(resp.Status, 64))
 	case len(body) > maxCredentialBody:
-		return keys{}, fmt.Errorf("%w: metadata answer larger than %d bytes", ErrMalformed, maxCredentialBody)
+		return nil, fmt.Errorf("%w: metadata answer larger than %d bytes", ErrMalformed, maxCredentialBody)
+	}
+	return body, nil
+}
+
+// metadataNotFound is a 404 answer; it matches errMetadataNotFound.
+type metadataNotFound struct{ endpoint, status string }
+
+func (e *metadataNotFound) Error() string {
+	return "metadata service at " + e.endpoint + " answered " + e.status
+}
+
+func (e *metadataNotFound) Is(target error) bool { return target == errMetadataNotFound }
+
+// fetchMetadataCredentials makes one GET of the role's credentials.
+func fetchMetadataCredentials(ctx context.Context, client *http.Client, credURL, role, endpoint string) (keys, error) {
+	body, err := metadataGet(ctx, client, credURL, endpoint)
+	if errors.Is(err, errMetadataNotFound) {
+		return keys{}, fmt.Errorf("no CVM role %q bound to this instance (%w)", role, err)
+	}
+	if err != nil {
+		return keys{}, err
 	}
 	var mc metadataCredentials
 	if err := json.Unmarshal(body, &mc); err != nil {
