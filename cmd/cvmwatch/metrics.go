@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"sync"
 	"time"
 
@@ -187,7 +186,7 @@ func (m *metrics) OutboxState(t watcher.Target, depth int, oldest time.Time) {
 func (m *metrics) Request(account, action, code string, took time.Duration) {
 	m.apiRequests.WithLabelValues(account, action, m.boundedCode(code)).Inc()
 	m.apiDuration.WithLabelValues(action).Observe(took.Seconds())
-	if code == "RequestLimitExceeded" || strings.HasPrefix(code, "RequestLimitExceeded.") {
+	if cvm.Family(code) == cvm.FamilyThrottle {
 		m.throttles.WithLabelValues(account, action).Inc()
 	}
 }
@@ -200,16 +199,10 @@ const maxCodes = 100
 // codeOverflow labels every code beyond the first maxCodes.
 const codeOverflow = "ClientError.TooManyCodes"
 
-// alertedFamilies are the code families that alerts and dashboards match
-// (throttling, auth, server errors): past the cap a code of one of them is
-// labelled by its family, so an alert on it still fires however many codes
-// came before.
-var alertedFamilies = []string{"RequestLimitExceeded", "AuthFailure", "UnauthorizedOperation", "OperationDenied",
-	"InternalError", "InternalServerError", "ServiceUnavailable", "ResourceUnavailable", "ClientError"}
-
 // boundedCode returns code while fewer than maxCodes distinct codes have
-// been seen; after that a new code becomes its family's name, or
-// codeOverflow.
+// been seen; after that a new code becomes its family's name (cvm.Family:
+// throttling, auth and server errors, which alerts match, so they still
+// fire however many codes came before), or codeOverflow.
 func (m *metrics) boundedCode(code string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -220,10 +213,8 @@ func (m *metrics) boundedCode(code string) string {
 		m.codes[code] = struct{}{}
 		return code
 	}
-	for _, f := range alertedFamilies {
-		if code == f || strings.HasPrefix(code, f+".") {
-			return f
-		}
+	if f := cvm.Family(code); f != "" {
+		return f
 	}
 	return codeOverflow
 }

@@ -75,14 +75,13 @@ func (e *APIError) Is(target error) bool {
 // classifyCode maps a Tencent error code to what the retry loop does. It is
 // the one place that knows Tencent's code families.
 func classifyCode(code string) class {
-	switch {
-	case inFamily(code, "RequestLimitExceeded"):
+	switch Family(code) {
+	case FamilyThrottle:
 		return classThrottle
-	case inFamily(code, "AuthFailure"), inFamily(code, "UnauthorizedOperation"), inFamily(code, "OperationDenied"):
+	case "AuthFailure", "UnauthorizedOperation", "OperationDenied":
 		return classAuth
-	case inFamily(code, "InternalError"), inFamily(code, "InternalServerError"),
-		inFamily(code, "ServiceUnavailable"), inFamily(code, "ResourceUnavailable"),
-		inFamily(code, "ClientError"): // network, HTTP status, unparsable body
+	case "InternalError", "InternalServerError", "ServiceUnavailable", "ResourceUnavailable",
+		"ClientError": // network, HTTP status, unparsable body
 		return classRetry
 	default:
 		// InvalidParameter*, InvalidInstanceId.*, MissingParameter,
@@ -92,11 +91,26 @@ func classifyCode(code string) class {
 	}
 }
 
-// inFamily reports whether code is family or one of its sub-codes
-// ("RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded"), never a
-// longer word that merely starts like it ("RequestLimitExceededX").
-func inFamily(code, family string) bool {
-	return code == family || strings.HasPrefix(code, family+".")
+// FamilyThrottle is the family of Tencent's throttling codes.
+const FamilyThrottle = "RequestLimitExceeded"
+
+// families are the code families the scanner treats apart from a rejected
+// request: throttling, auth, and server or transport errors.
+var families = []string{FamilyThrottle, "AuthFailure", "UnauthorizedOperation", "OperationDenied",
+	"InternalError", "InternalServerError", "ServiceUnavailable", "ResourceUnavailable", "ClientError"}
+
+// Family returns the family of an error code that the scanner handles
+// apart (throttling, auth, server or transport errors): the family itself
+// or one of its sub-codes ("RequestLimitExceeded",
+// "RequestLimitExceeded.UinLimitExceeded"), never a longer word that merely
+// starts like it ("RequestLimitExceededX"). Any other code gives "".
+func Family(code string) string {
+	for _, f := range families {
+		if code == f || strings.HasPrefix(code, f+".") {
+			return f
+		}
+	}
+	return ""
 }
 
 // maxMessage bounds the part of an API message kept in an error.
