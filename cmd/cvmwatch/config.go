@@ -254,7 +254,7 @@ func loadConfig(path string, raw []byte, lookup func(string) (string, bool), all
 	}
 	// The named files are checked here too, not only when run opens them,
 	// so that check-config passes no config that run refuses.
-	fileErrs, warnings := cfg.checkFiles(allowInsecure)
+	fileErrs, warnings := cfg.checkFiles(allowInsecure, false)
 	cfg.warnings = warnings
 	if problems := append(cfg.validate(), fileErrs...); len(problems) > 0 {
 		return nil, fmt.Errorf("config %s: %w", path, problems)

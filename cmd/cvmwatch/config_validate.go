@@ -327,18 +327,18 @@ func cutUserInfo(u string) (prefix, info, rest string, ok bool) {
 
 // checkFiles checks the files the config names as run will use them:
 // each must be a regular file, and those holding a secret must not be
-// readable by group or others (unless allowInsecure). A file that is
-// missing or unreadable here is only a warning: check-config may run on
-// another host or as another user than the daemon, and files such as
-// ${CREDENTIALS_DIRECTORY}/nats.creds exist only inside the running
-// service; run itself then fails clearly if it is still missing.
-func (c *Config) checkFiles(allowInsecure bool) (errs configErrors, warnings []string) {
+// readable by group or others (unless allowInsecure). Unless mustExist, a
+// file that is missing or unreadable here is only a warning: check-config
+// may run on another host or as another user than the daemon, and files
+// such as ${CREDENTIALS_DIRECTORY}/nats.creds exist only inside the running
+// service; the daemon, where they must be, checks with mustExist.
+func (c *Config) checkFiles(allowInsecure, mustExist bool) (errs configErrors, warnings []string) {
 	check := func(key, path string, secret bool) {
 		if path == "" {
 			return
 		}
 		err := checkReadable(path)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		if !mustExist && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			warnings = append(warnings, fmt.Sprintf("%s: cannot check it here (%v); it must exist and be readable where cvmwatch runs", key, err))
 			return
 		}

@@ -86,12 +86,10 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		urls = []string{d.embedded.ClientURL()}
 		log.Info("embedded NATS server with JetStream started", "url", d.embedded.ClientURL())
 	}
-	for key, path := range map[string]string{"nats.creds_file": cfg.NATS.CredsFile, "nats.nkey_seed_file": cfg.NATS.NKeySeedFile, "nats.tls.key_file": cfg.NATS.TLS.KeyFile} {
-		if path != "" && !cfg.allowInsecure {
-			if err := checkPrivate(path, "("+key+") holds a secret"); err != nil {
-				return nil, err
-			}
-		}
+	// The files the config names, checked as check-config checks them; here,
+	// where the daemon runs, each must also be there.
+	if errs, _ := cfg.checkFiles(cfg.allowInsecure, true); len(errs) > 0 {
+		return nil, errs
 	}
 	d.nc, err = publisher.Connect(publisher.ConnConfig{
 		URLs: urls, Name: "cvmwatch",
