@@ -135,7 +135,7 @@ func (s *Scanner) Scan(ctx context.Context) (watcher.Scan, error) {
 	for off := PageSize; off < total; off += PageSize {
 		offsets = append(offsets, off)
 	}
-	st.pagesTotal.Store(int64(len(offsets) + 1))
+	// pagesTotal was set from the first page's TotalCount (see describe).
 	pages, pageErrs := s.fetchAll(ctx, cancel, &st, offsets)
 	last := first
 	for _, p := range pages {
