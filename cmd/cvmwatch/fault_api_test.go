@@ -206,8 +206,6 @@ func TestFaultAPIEmptyListingIsHeld(t *testing.T) {
 	}
 }
 
-// newHarnessFor is newHarness with a simulator of the test's own, reached at
-// endpoint (which may be a gateway in front of it).
 // TestFaultAPINullBody: a gateway answering the JSON `null` (which makes
 // the SDK dereference nil) only fails those requests, which are retried; it
 // never crashes the process and never produces a false event.
