@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -232,35 +233,50 @@ func (s *Server) verifySignature(r *http.Request, body []byte, env envelope, now
 		payload = []byte(unsignedPayload)
 	}
 	payloadHash := sha256Hex(payload)
-	values := make([]string, len(a.signedHeaders))
-	for i, name := range a.signedHeaders {
-		if name == "host" {
-			values[i] = strings.TrimSpace(r.Host)
-		} else {
-			values[i] = strings.TrimSpace(strings.Join(r.Header.Values(name), ","))
-		}
-	}
 	scope := date + "/" + service + "/" + tc3Terminator
 	key := signingKey(secretKey, date, service)
-	want := signature(key, stringToSign(env.timestampRaw, scope, canonicalRequest(r.Method, query, a.signedHeaders, values, payloadHash)))
-	if equalHex(want, a.signature) {
-		return a.secretID, temp, nil
+	matches := func(values []string) bool {
+		want := signature(key, stringToSign(env.timestampRaw, scope, canonicalRequest(r.Method, query, a.signedHeaders, values, payloadHash)))
+		return equalHex(want, a.signature)
 	}
-	// The documentation lower-cases header values (x-tc-action:describeinstances);
-	// the Go SDK signs them as sent. Accept either.
-	lowered := make([]string, len(values))
-	changed := false
-	for i, v := range values {
-		lowered[i] = strings.ToLower(v)
-		changed = changed || lowered[i] != v
-	}
-	if changed {
-		want = signature(key, stringToSign(env.timestampRaw, scope, canonicalRequest(r.Method, query, a.signedHeaders, lowered, payloadHash)))
-		if equalHex(want, a.signature) {
+	for _, host := range signedHosts(r.Host) {
+		values := make([]string, len(a.signedHeaders))
+		for i, name := range a.signedHeaders {
+			if name == "host" {
+				values[i] = host
+			} else {
+				values[i] = strings.TrimSpace(strings.Join(r.Header.Values(name), ","))
+			}
+		}
+		// The documentation lower-cases header values
+		// (x-tc-action:describeinstances); the SDKs sign them as sent.
+		if matches(values) || matches(lowerAll(values)) {
 			return a.secretID, temp, nil
 		}
 	}
 	return "", nil, errorf(CodeAuthSignatureFailure, "The provided credentials could not be validated. Please check your signature is correct.")
+}
+
+// signedHosts returns the values a client may have signed for the host
+// header of a request sent with Host host: host as sent, which is what the Go,
+// Python and Java SDKs sign, and, when host has a port, host without it, which
+// is what the Node.js SDK signs (the URL's hostname, while it sends Host with
+// the port). An IPv6 host keeps its brackets, as a URL's hostname does. No
+// other form is accepted: not another port, not another name.
+func signedHosts(host string) []string {
+	host = strings.TrimSpace(host)
+	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
+		return []string{host, host[:len(host)-len(port)-1]}
+	}
+	return []string{host}
+}
+
+func lowerAll(values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = strings.ToLower(v)
+	}
+	return out
 }
 
 func equalHex(want, got string) bool {

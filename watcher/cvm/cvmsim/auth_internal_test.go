@@ -2,6 +2,7 @@ package cvmsim
 
 import (
 	"encoding/hex"
+	"strings"
 	"testing"
 )
 
@@ -83,6 +84,26 @@ func TestParseAuthorization(t *testing.T) {
 		_, err := parseAuthorization(tc.header)
 		if (err == nil) != tc.ok {
 			t.Errorf("parseAuthorization(%q) err = %v, want ok=%v", tc.header, err, tc.ok)
+		}
+	}
+}
+
+func TestSignedHosts(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want []string
+	}{
+		{"127.0.0.1:8080", []string{"127.0.0.1:8080", "127.0.0.1"}},
+		{"cvm.example.test:8443", []string{"cvm.example.test:8443", "cvm.example.test"}},
+		{"[::1]:8080", []string{"[::1]:8080", "[::1]"}},
+		{" 127.0.0.1:8080 ", []string{"127.0.0.1:8080", "127.0.0.1"}},
+		{"cvm.tencentcloudapi.com", []string{"cvm.tencentcloudapi.com"}},
+		{"127.0.0.1:", []string{"127.0.0.1:"}},
+		{"::1", []string{"::1"}},
+		{"", []string{""}},
+	} {
+		if got := signedHosts(tc.host); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("signedHosts(%q) = %q, want %q", tc.host, got, tc.want)
 		}
 	}
 }

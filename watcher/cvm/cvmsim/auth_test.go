@@ -2,6 +2,7 @@ package cvmsim_test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -108,6 +109,65 @@ func TestAuthHandSigned(t *testing.T) {
 			if r, body := do(t, req); r.errCode() != "" {
 				t.Fatalf("replay %d: %s", i, body)
 			}
+		}
+	})
+}
+
+// TestAuthSignedHost checks the two forms of the signed host that official
+// SDKs produce, the Host as sent (Go, Python, Java) and the Host without its
+// port (Node.js signs the URL's hostname but sends Host with the port), and
+// that every third form is SignatureFailure.
+func TestAuthSignedHost(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 2, RateLimit: -1})
+	ep := srv.Endpoint() // 127.0.0.1:<port>
+	name, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPort := "1"
+	if port == otherPort {
+		otherPort = "2"
+	}
+	for _, tc := range []struct {
+		name string
+		req  rawRequest
+		code string
+	}{
+		{"with port, as sent (Go SDK)", rawRequest{signedHost: ep}, ""},
+		{"without port (Node.js SDK)", rawRequest{signedHost: name}, ""},
+		{"without port, GET", rawRequest{method: "GET", query: "Limit=3", signedHost: name}, ""},
+		{"without port, more signed headers, lower-cased values",
+			rawRequest{signedHeaders: []string{"content-type", "host", "x-tc-action"}, lowerValues: true, signedHost: name}, ""},
+		{"named host without port", rawRequest{host: "cvm.example.test:" + port, signedHost: "cvm.example.test"}, ""},
+		{"IPv6 without port keeps its brackets", rawRequest{host: "[::1]:" + port, signedHost: "[::1]"}, ""},
+		{"host sent without port is signed as sent", rawRequest{host: name}, ""},
+
+		{"another port", rawRequest{signedHost: name + ":" + otherPort}, cvmsim.CodeAuthSignatureFailure},
+		{"another host name with the port", rawRequest{signedHost: "localhost:" + port}, cvmsim.CodeAuthSignatureFailure},
+		{"another host name without port", rawRequest{signedHost: "localhost"}, cvmsim.CodeAuthSignatureFailure},
+		{"empty port", rawRequest{signedHost: name + ":"}, cvmsim.CodeAuthSignatureFailure},
+		{"port added to a Host sent without one", rawRequest{host: name, signedHost: ep}, cvmsim.CodeAuthSignatureFailure},
+		{"IPv6 without brackets", rawRequest{host: "[::1]:" + port, signedHost: "::1"}, cvmsim.CodeAuthSignatureFailure},
+		{"without port but the wrong key", rawRequest{signedHost: name, secretKey: "wrong"}, cvmsim.CodeAuthSignatureFailure},
+		{"without port but another scope service", rawRequest{signedHost: name, scopeService: "cbs"}, cvmsim.CodeAuthSignatureFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.req.secretKey != "" {
+				tc.req.secretID = cvmsim.DefaultSecretID
+			}
+			r, body := do(t, tc.req.build(t, srv))
+			if got := r.errCode(); got != tc.code {
+				t.Fatalf("code = %q, want %q: %s", got, tc.code, body)
+			}
+		})
+	}
+	t.Run("body changed after signing without port is SignatureFailure", func(t *testing.T) {
+		req := rawRequest{body: `{"Limit":5}`, signedHost: name}.build(t, srv)
+		req.Body = httpBody(`{"Limit":6}`)
+		req.ContentLength = int64(len(`{"Limit":6}`))
+		r, body := do(t, req)
+		if got, want := r.errCode(), cvmsim.CodeAuthSignatureFailure; got != want {
+			t.Fatalf("code = %q, want %q: %s", got, want, body)
 		}
 	})
 }

@@ -154,6 +154,7 @@ func MustStatus(tb testing.TB, c *cvm.Client, req *cvm.DescribeInstancesStatusRe
 type rawRequest struct {
 	method        string // default POST
 	host          string // default the server's endpoint
+	signedHost    string // the host value signed; default host
 	action        string // default DescribeInstancesStatus
 	version       string // default 2017-03-12
 	region        string // default ap-guangzhou; "-" for none
@@ -257,6 +258,9 @@ func (rr rawRequest) build(tb testing.TB, srv *cvmsim.Server) *http.Request {
 	for i, n := range rr.signedHeaders {
 		if n == "host" {
 			values[i] = rr.host
+			if rr.signedHost != "" {
+				values[i] = rr.signedHost
+			}
 		} else {
 			values[i] = req.Header.Get(n)
 		}
