@@ -58,6 +58,47 @@
 //  10. fleet faults (shift-insert, shift-release), the page, data faults,
 //     and last the truncated fault.
 //
+// # The signed host, and which SDKs can be pointed at the simulator
+//
+// The canonical "host" header is accepted in exactly two forms: the Host the
+// client sent, and that Host without its port (an IPv6 host keeps its
+// brackets). Any other port or name is AuthFailure.SignatureFailure, as is a
+// port added to a Host sent without one. The official SDKs sign it so (Go
+// common v1.3.211 as pinned; the others' GitHub repositories
+// TencentCloud/tencentcloud-sdk-python at bf29717, -java at 970d68b and
+// -nodejs at 48cf451):
+//
+//   - Go, tencentcloud/common/client.go sendWithSignatureV3: Host =
+//     request.GetDomain(), the endpoint as given (316), and the canonical
+//     "host:%s" is headers["Host"] (412): with the port.
+//   - Python, tencentcloud/common/abstract_client.py _build_req_with_tc3_signature:
+//     req.header["Host"] = endpoint (195), canonical 'host:%s' is
+//     req.header["Host"] (245-246); abstract_client_async.py likewise
+//     (398, 421, 590-591): with the port.
+//   - Java, src/main/java/com/tencentcloudapi/common/AbstractClient.java
+//     doRequestWithTC3: "host:" + endpoint (779) and .add("Host", endpoint)
+//     (838); getAuthorization likewise (254, 286): with the port.
+//   - Node.js, src/common/sign.ts sign3: `host:${urlObj.hostname}` (69),
+//     without the port, while src/common/http/http_connection.ts sends
+//     Host: new URL(url).host (117), with it (a WHATWG URL drops only a
+//     scheme's default port, so then both agree).
+//
+// None signs a third form. A request the Node.js SDK signs for one port is
+// therefore also valid at another port of the same host; that is inherent in
+// how it signs.
+//
+// The credential scope must name the action's service, and there the SDKs
+// differ too:
+// Go takes the service from the request ("cvm", client.go 464) and Python
+// from the client class (_service = 'cvm', cvm/v20170312/cvm_client.py 26;
+// abstract_client.py 219), but Java (AbstractClient.java 124, 312, 805) and
+// Node.js (src/common/abstract_client.ts 346) take the first dot-separated
+// label of the endpoint. Pointed at 127.0.0.1:9000 they sign the scope
+// <date>/127/tc3_request and get SignatureFailure ("The credential scope must
+// be ..."). Give them an endpoint whose first label is the service, such as
+// cvm.sim.test:9000, that resolves to the simulator (a hosts entry, or in
+// Node.js an http.Agent with a lookup function passed as httpProfile.agent).
+//
 // Listing order is creation order, newest first, the same for both actions;
 // InstanceIds and Filters select from it and Offset/Limit page the selection.
 // An unknown but well-formed instance ID is simply absent.
