@@ -221,9 +221,10 @@ func (s *Server) verifySignature(r *http.Request, body []byte, env envelope, now
 		return "", nil, errorf(CodeAuthSignatureExpire, fmt.Sprintf("Signature expired. Timestamp %d differs from server time %d by more than five minutes.", env.timestamp, n))
 	}
 	date := time.Unix(env.timestamp, 0).UTC().Format("2006-01-02")
-	if a.date != date || a.service != service || a.terminator != tc3Terminator {
+	if a.date != date || !scopeService(a.service, service, r.Host) || a.terminator != tc3Terminator {
 		return "", nil, errorf(CodeAuthSignatureFailure, "The credential scope must be "+date+"/"+service+"/"+tc3Terminator+".")
 	}
+	service = a.service // the one the client signed with, checked above
 	query := ""
 	if r.Method == http.MethodGet {
 		query = r.URL.RawQuery
@@ -255,6 +256,23 @@ func (s *Server) verifySignature(r *http.Request, body []byte, env envelope, now
 		}
 	}
 	return "", nil, errorf(CodeAuthSignatureFailure, "The provided credentials could not be validated. Please check your signature is correct.")
+}
+
+// scopeService reports whether signed, the service named in a request's
+// credential scope, is acceptable for an API whose service is want. The Go
+// and Python SDKs name the API's service; the Node.js and Java SDKs take the
+// first label of the endpoint they were given (endpoint.split(".")[0]),
+// which is the service on every real endpoint (cvm.tencentcloudapi.com) but
+// "127" for 127.0.0.1:9000, "localhost:9000" for localhost:9000. So the first
+// label of the Host the request was sent to is accepted too: it is what
+// those SDKs compute for this very endpoint, and the signature still binds
+// the key, the date and every signed header.
+func scopeService(signed, want, host string) bool {
+	if signed == want {
+		return true
+	}
+	label, _, _ := strings.Cut(host, ".") // port and all when there is no dot, as they split it
+	return signed != "" && signed == label
 }
 
 // signedHosts returns the values a client may have signed for the host

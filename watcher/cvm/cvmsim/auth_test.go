@@ -150,6 +150,21 @@ func TestAuthSignedHost(t *testing.T) {
 		{"IPv6 without brackets", rawRequest{host: "[::1]:" + port, signedHost: "::1"}, cvmsim.CodeAuthSignatureFailure},
 		{"without port but the wrong key", rawRequest{signedHost: name, secretKey: "wrong"}, cvmsim.CodeAuthSignatureFailure},
 		{"without port but another scope service", rawRequest{signedHost: name, scopeService: "cbs"}, cvmsim.CodeAuthSignatureFailure},
+
+		// The Node.js and Java SDKs name the scope service after the
+		// endpoint's first label: "127" for 127.0.0.1:PORT.
+		{"scope service is the host's first label (Node.js, Java SDKs)",
+			rawRequest{signedHost: name, scopeService: strings.Split(name, ".")[0]}, ""},
+		{"scope service from a named host's first label",
+			rawRequest{host: "sim.example.test:" + port, signedHost: "sim.example.test", scopeService: "sim"}, ""},
+		{"scope service of a host without a dot is the whole host, port and all",
+			rawRequest{host: "localhost:" + port, signedHost: "localhost", scopeService: "localhost:" + port}, ""},
+		{"scope service of a host without a dot is not its name alone",
+			rawRequest{host: "localhost:" + port, signedHost: "localhost", scopeService: "localhost"}, cvmsim.CodeAuthSignatureFailure},
+		{"scope service is another label of the host",
+			rawRequest{host: "sim.example.test:" + port, scopeService: "example"}, cvmsim.CodeAuthSignatureFailure},
+		{"scope service is the host's first label plus more",
+			rawRequest{signedHost: name, scopeService: strings.Split(name, ".")[0] + "0"}, cvmsim.CodeAuthSignatureFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.req.secretKey != "" {

@@ -87,17 +87,17 @@
 // therefore also valid at another port of the same host; that is inherent in
 // how it signs.
 //
-// The credential scope must name the action's service, and there the SDKs
-// differ too:
-// Go takes the service from the request ("cvm", client.go 464) and Python
-// from the client class (_service = 'cvm', cvm/v20170312/cvm_client.py 26;
+// The credential scope names a service, and there the SDKs differ too: Go
+// takes it from the request ("cvm", client.go 464) and Python from the
+// client class (_service = 'cvm', cvm/v20170312/cvm_client.py 26;
 // abstract_client.py 219), but Java (AbstractClient.java 124, 312, 805) and
 // Node.js (src/common/abstract_client.ts 346) take the first dot-separated
-// label of the endpoint. Pointed at 127.0.0.1:9000 they sign the scope
-// <date>/127/tc3_request and get SignatureFailure ("The credential scope must
-// be ..."). Give them an endpoint whose first label is the service, such as
-// cvm.sim.test:9000, that resolves to the simulator (a hosts entry, or in
-// Node.js an http.Agent with a lookup function passed as httpProfile.agent).
+// label of the endpoint: "127" for 127.0.0.1:9000. The simulator accepts
+// the action's service ("cvm", "sts", "region") or the first label of the
+// Host the request was sent to, which is what those SDKs compute for this
+// very endpoint; any other service is SignatureFailure ("The credential
+// scope must be ..."). So every official SDK can be pointed at
+// 127.0.0.1:PORT as it is.
 //
 // Listing order is creation order, newest first, the same for both actions;
 // InstanceIds and Filters select from it and Offset/Limit page the selection.
