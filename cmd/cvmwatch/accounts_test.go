@@ -43,7 +43,9 @@ func TestRegionsAllAndAssumeRole(t *testing.T) {
 
 	// A region appears: the next resolution adds it without a restart.
 	h.sim.SetAdvertisedRegions([]string{"ap-guangzhou", "ap-shanghai"})
-	h.d.addNewRegions(t.Context(), h.d.accounts[0])
+	if err := h.d.accounts[0].regions.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	sh := watcher.Target{Account: "cross", Region: "ap-shanghai"}
 	if !slices.Contains(h.d.watcher.Targets(), sh) {
 		t.Fatalf("targets after the region appeared = %v", h.d.watcher.Targets())
@@ -53,7 +55,9 @@ func TestRegionsAllAndAssumeRole(t *testing.T) {
 	}
 	// A region that disappears from the listing keeps its target.
 	h.sim.SetAdvertisedRegions([]string{"ap-shanghai"})
-	h.d.addNewRegions(t.Context(), h.d.accounts[0])
+	if err := h.d.accounts[0].regions.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if got := len(h.d.watcher.Targets()); got != 2 {
 		t.Fatalf("targets = %d after a region vanished from the listing, want 2", got)
 	}

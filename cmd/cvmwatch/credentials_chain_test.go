@@ -56,11 +56,13 @@ func startFakeMetadata(t *testing.T, sim *cvmsim.Server, role string, good bool)
 	return m
 }
 
-// TestDefaultCredentialChain: an account without a credentials section uses
-// the SDK's default chain, in its order (environment, profile file, CAM
-// role bound to the CVM), going on only when a source is absent, never when
-// it is broken. In each case the sources after the expected one hold keys
-// the simulator refuses, so a scan succeeds only through the right one.
+// TestDefaultCredentialChain: an account without a credentials section
+// uses cvm.DefaultChain (whose order and rules are tested in watcher/cvm),
+// with CVMWATCH_METADATA_ENDPOINT for the metadata service, and the daemon
+// scans with what it picks; when it finds nothing, or finds a broken
+// source, the daemon refuses to start with an error that names the account
+// and says what to set. The sources after the expected one hold keys the
+// simulator refuses, so a scan succeeds only through the right one.
 func TestDefaultCredentialChain(t *testing.T) {
 	h := newHarness(t, 10)
 	h.close()
@@ -80,13 +82,16 @@ func TestDefaultCredentialChain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The names users are told to set, spelled out: a renamed constant
+	// must fail here.
+	const envID, envKey, envFile = "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_CREDENTIALS_FILE"
 	unset := func(keys ...string) {
 		for _, k := range keys {
 			t.Setenv(k, "") // restored when the test ends
 			os.Unsetenv(k)
 		}
 	}
-	unset(envSecretID, envSecretKey, envProfile)
+	unset(envID, envKey, envFile)
 
 	tryScan := func(t *testing.T) error {
 		t.Helper()
@@ -124,32 +129,15 @@ func TestDefaultCredentialChain(t *testing.T) {
 		}
 	}
 
-	t.Run("environment first", func(t *testing.T) {
+	t.Run("environment keys scan", func(t *testing.T) {
 		writeProfile("AKIDwrong", "wrong-key", 0o600)
 		t.Setenv(metadataEndpointEnv, startFakeMetadata(t, h.sim, "cvmwatch-reader", false).URL)
-		t.Setenv(envSecretID, cvmsim.DefaultSecretID)
-		t.Setenv(envSecretKey, cvmsim.DefaultSecretKey)
+		t.Setenv(envID, cvmsim.DefaultSecretID)
+		t.Setenv(envKey, cvmsim.DefaultSecretKey)
 		wantScan(t)
 	})
-	t.Run("environment half set is an error, not a fall-through", func(t *testing.T) {
-		writeProfile(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 0o600)
-		t.Setenv(envSecretID, cvmsim.DefaultSecretID)
-		unset(envSecretKey)
-		wantRefusal(t, "accounts[0] (prod)", envSecretID, envSecretKey, "must both be set")
-	})
-	t.Run("profile file second", func(t *testing.T) {
-		unset(envSecretID, envSecretKey)
-		writeProfile(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 0o600)
-		t.Setenv(metadataEndpointEnv, startFakeMetadata(t, h.sim, "cvmwatch-reader", false).URL)
-		wantScan(t)
-	})
-	t.Run("profile file readable by others is refused", func(t *testing.T) {
-		unset(envSecretID, envSecretKey)
-		writeProfile(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 0o644)
-		wantRefusal(t, "accounts[0] (prod)", profile, "chmod 600")
-	})
-	t.Run("CVM role third", func(t *testing.T) {
-		unset(envSecretID, envSecretKey)
+	t.Run("CVM role from CVMWATCH_METADATA_ENDPOINT scans", func(t *testing.T) {
+		unset(envID, envKey)
 		os.Remove(profile)
 		meta := startFakeMetadata(t, h.sim, "cvmwatch-reader", true)
 		t.Setenv(metadataEndpointEnv, meta.URL)
@@ -158,10 +146,16 @@ func TestDefaultCredentialChain(t *testing.T) {
 			t.Fatalf("metadata service called %d times, want the listing and the keys", meta.calls.Load())
 		}
 	})
-	t.Run("nothing anywhere", func(t *testing.T) {
-		unset(envSecretID, envSecretKey)
+	t.Run("a broken source is refused naming the account and the source", func(t *testing.T) {
+		unset(envID, envKey)
+		writeProfile(cvmsim.DefaultSecretID, cvmsim.DefaultSecretKey, 0o644)
+		wantRefusal(t, "accounts[0] (prod): credentials from the profile file "+profile+": ", "chmod 600")
+	})
+	t.Run("nothing anywhere is refused saying what to set", func(t *testing.T) {
+		unset(envID, envKey)
 		os.Remove(profile)
 		t.Setenv(metadataEndpointEnv, startFakeMetadata(t, h.sim, "", true).URL)
-		wantRefusal(t, "accounts[0] (prod)", "no credentials section", envSecretID, "profile file", "CAM role")
+		wantRefusal(t, "accounts[0] (prod): no credentials section, and neither "+envID+" nor a profile file is there, and no CVM role: ",
+			"; set accounts[0].credentials, or "+envID+" and "+envKey+", or the profile file ~/.tencentcloud/credentials, or bind a CAM role to this CVM")
 	})
 }

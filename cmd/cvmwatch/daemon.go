@@ -123,7 +123,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		d.accounts = append(d.accounts, acct)
 		regions := []string(a.Regions)
 		if a.Regions.All() {
-			if regions, err = acct.regions.List(ctx); err != nil {
+			if regions, err = acct.regions.Resolve(ctx); err != nil {
 				return nil, fmt.Errorf("accounts[%d] (%s): regions: all: %w", i, a.Name, err)
 			}
 			log.Info("regions resolved", "account", a.Name, "regions", regions)

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 
@@ -13,16 +11,15 @@ import (
 )
 
 // account is one configured account, wired: its credential, the key of the
-// quota it spends, and (for regions: all) its region lister.
+// quota its scans spend, and (for regions: all) the watcher of its regions.
 type account struct {
 	index int
 	cfg   AccountConfig
 	cred  common.CredentialIface
-	// quotaKey identifies the credential for rate limiting: Tencent counts
-	// requests per API, access endpoint and credential, so accounts that
-	// share a SecretId and endpoint share one limiter.
+	// quotaKey is cvm.QuotaKey of DescribeInstancesStatus through the
+	// account's endpoint: accounts with equal keys share one limiter.
 	quotaKey string
-	regions  *cvm.RegionLister
+	regions  *cvm.RegionWatcher
 }
 
 func (d *daemon) wireAccount(ctx context.Context, i int, a AccountConfig) (*account, error) {
@@ -30,22 +27,24 @@ func (d *daemon) wireAccount(ctx context.Context, i int, a AccountConfig) (*acco
 	if err != nil {
 		return nil, err
 	}
-	acct := &account{index: i, cfg: a, cred: cred, quotaKey: "id:" + cred.GetSecretId()}
 	if c, ok := cred.(cvm.Credential); ok {
 		d.closers = append(d.closers, c.Close)
-		if c.GetToken() != "" {
-			// Temporary keys (CVM role, AssumeRole) change at every
-			// refresh; the quota belongs to the role they come from.
-			acct.quotaKey = "source:" + c.Source()
-		}
 	}
+	acct := &account{index: i, cfg: a, cred: cred,
+		quotaKey: cvm.QuotaKey(cred, cvm.ActionDescribeInstancesStatus, a.Endpoint)}
 	if a.Regions.All() {
 		endpoint := a.RegionEndpoint
 		if endpoint == "" {
 			endpoint = a.Endpoint // the simulator serves both APIs
 		}
-		if acct.regions, err = cvm.NewRegionLister(cvm.ClientConfig{Endpoint: endpoint, Credential: cred}); err != nil {
+		lister, err := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: endpoint, Credential: cred})
+		if err != nil {
 			return nil, fmt.Errorf("accounts[%d] (%s): %w", i, a.Name, err)
+		}
+		acct.regions = &cvm.RegionWatcher{
+			Lister: lister, Interval: d.cfg.Poll.RegionRefresh.D(),
+			OnNew:  func(_ context.Context, region string) error { return d.addTarget(acct, region) },
+			Logger: d.log.With("account", a.Name),
 		}
 	}
 	return acct, nil
@@ -59,14 +58,9 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 	if err != nil {
 		return watcher.TargetSource{}, fmt.Errorf("accounts[%d] region %s: %w", a.index, region, err)
 	}
-	endpoint := a.cfg.Endpoint
-	if endpoint == "" {
-		endpoint = "cvm.tencentcloudapi.com" // the SDK's default: one access endpoint for every region
-	}
 	t := watcher.Target{Account: a.cfg.Name, Region: region}
 	s, err := cvm.NewScanner(cvm.ScannerConfig{
-		Target: t, Client: client,
-		Limiter:         d.limiters.Get(a.quotaKey + "|" + cvm.ActionDescribeInstancesStatus + "|" + endpoint),
+		Target: t, Client: client, Limiter: d.limiters.Get(a.quotaKey),
 		PageConcurrency: d.cfg.Poll.PageConcurrency, Logger: d.log, Observer: d.metrics,
 	})
 	if err != nil {
@@ -75,53 +69,26 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 	return watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}, nil
 }
 
-// refreshRegions re-resolves `regions: all` every poll.region_refresh and
-// starts watching regions that appeared. Regions that disappear keep their
-// target (and its snapshot); nothing is deleted on the word of a listing.
-func (d *daemon) refreshRegions(ctx context.Context) {
-	var all []*account
-	for _, a := range d.accounts {
-		if a.regions != nil {
-			all = append(all, a)
-		}
+// addTarget starts watching a region of an account while the daemon runs.
+func (d *daemon) addTarget(a *account, region string) error {
+	ts, err := d.targetSource(a, region)
+	if err != nil {
+		return err
 	}
-	if len(all) == 0 {
-		return
-	}
-	tick := time.NewTicker(d.cfg.Poll.RegionRefresh.D())
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		for _, a := range all {
-			d.addNewRegions(ctx, a)
-		}
-	}
+	return d.watcher.AddTarget(ts)
 }
 
-// addNewRegions lists an account's regions once and adds the new ones.
-func (d *daemon) addNewRegions(ctx context.Context, a *account) {
-	regions, err := a.regions.List(ctx)
-	if err != nil {
-		d.log.Warn("regions: all: listing failed; keeping the known regions", "account", a.cfg.Name, "err", err)
-		return
-	}
-	known := d.watcher.Targets()
-	for _, r := range regions {
-		if slices.Contains(known, watcher.Target{Account: a.cfg.Name, Region: r}) {
-			continue
+// refreshRegions follows `regions: all` every poll.region_refresh until ctx
+// is done: regions that appear are watched at once; regions that disappear
+// keep their target (see cvm.RegionWatcher).
+func (d *daemon) refreshRegions(ctx context.Context) {
+	for _, a := range d.accounts {
+		if a.regions != nil {
+			go func() {
+				if err := a.regions.Run(ctx); err != nil {
+					d.log.Error("regions: all: not refreshed", "account", a.cfg.Name, "err", err)
+				}
+			}()
 		}
-		ts, err := d.targetSource(a, r)
-		if err == nil {
-			err = d.watcher.AddTarget(ts)
-		}
-		if err != nil {
-			d.log.Error("regions: all: cannot watch a new region", "account", a.cfg.Name, "region", r, "err", err)
-			continue
-		}
-		d.log.Info("regions: all: watching a new region", "account", a.cfg.Name, "region", r)
 	}
 }

@@ -16,6 +16,9 @@ import (
 
 // Defaults for ClientConfig.
 const (
+	// DefaultEndpoint is the CVM API's access endpoint, the SDK's default:
+	// one host for every region (the region travels in a header).
+	DefaultEndpoint         = "cvm.tencentcloudapi.com"
 	DefaultRequestTimeout   = 15 * time.Second
 	DefaultMaxResponseBytes = 8 << 20
 )
@@ -26,7 +29,7 @@ type ClientConfig struct {
 	Region string
 	// Endpoint overrides the API host. "host:port" or "https://host[:port]"
 	// means HTTPS; "http://host:port" means plain HTTP (the simulator). Empty
-	// means the SDK's official endpoint.
+	// means DefaultEndpoint over HTTPS.
 	Endpoint string
 	// Credential signs every request. It is never logged.
 	Credential common.CredentialIface
@@ -52,6 +55,9 @@ func NewClient(cfg ClientConfig) (*cvmapi.Client, error) {
 		return nil, errors.New("cvm client: no credential")
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = DefaultEndpoint
+	}
 	cpf, err := safeProfile(cfg.Endpoint, cfg.RequestTimeout)
 	if err != nil {
 		return nil, err
