@@ -31,6 +31,28 @@ func TestJetStreamConformance(t *testing.T) {
 	})
 }
 
+// TestStreamReadyConformance runs the suite against the publisher the
+// daemon uses (cmd/cvmwatch daemon.go): StreamReady with the default
+// JetStream settings, on a server where nobody has set the stream up, so
+// the wrapper's own set-up runs on the first publish.
+func TestStreamReadyConformance(t *testing.T) {
+	t.Parallel()
+	publishertest.Run(t, publishertest.Harness{
+		Prefix: "cvmtest",
+		Dedups: true,
+		New: func(t *testing.T) (watcher.Publisher, publishertest.Reader) {
+			e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+			nc := MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}})
+			js := MustJetStream(t, nc, 5*time.Second)
+			p, err := publisher.NewStreamReady(js, publisher.StreamConfig{Prefix: "cvmtest"}, publisher.JetStreamConfig{Prefix: "cvmtest"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p, publishertest.NewStreamReader(js, publisher.DefaultStreamName)
+		},
+	})
+}
+
 func TestCoreConformance(t *testing.T) {
 	t.Parallel()
 	publishertest.Run(t, publishertest.Harness{
