@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/publisher/mempub"
 	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
@@ -22,7 +22,7 @@ func runGated(t *testing.T, g *gate, n int, cfg watcher.Config) (targets []watch
 		targets = append(targets, tg)
 		sources = append(sources, watcher.TargetSource{Target: tg, Source: g.source(tg)})
 	}
-	cfg.Store, cfg.Publisher, cfg.Logger = store.NewMemory(), publisher.NewMemory(), quiet
+	cfg.Store, cfg.Publisher, cfg.Logger = store.NewMemory(), mempub.New(), quiet
 	w, err := watcher.New(cfg, sources)
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,12 @@ package watcher
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 )
+
+// relayFirstBackoff is the wait (before jitter) after a first failed relay
+// attempt; it doubles with each further failure up to RelayMaxBackoff.
+const relayFirstBackoff = 100 * time.Millisecond
 
 // relayLoop publishes the target's outbox in commit order until ctx is done.
 // An entry leaves the outbox only once it and every entry before it are
@@ -21,7 +24,7 @@ func (w *Watcher) relayLoop(ctx, scanCtx context.Context, t *target) {
 			if ctx.Err() == nil {
 				t.log.Warn("relay: publish failed, will retry", "published", n, "attempt", failures, "err", err)
 			}
-			if !sleepCtx(ctx, w.relayBackoff(failures)) {
+			if Sleep(ctx, Backoff(failures, relayFirstBackoff, w.cfg.RelayMaxBackoff)) != nil {
 				return
 			}
 		case n > 0:
@@ -79,24 +82,4 @@ func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (n int, err error) {
 		}
 	}
 	return acked, pubErr
-}
-
-func (w *Watcher) relayBackoff(failures int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < failures && d < w.cfg.RelayMaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, w.cfg.RelayMaxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

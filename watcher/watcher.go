@@ -240,7 +240,7 @@ func (w *Watcher) scanLoop(ctx context.Context, t *target) {
 	_ = w.loadSnapshot(ctx, t)
 	if w.cfg.Jitter > 0 {
 		delay := time.Duration(rand.Float64() * w.cfg.Jitter * float64(t.interval))
-		if !sleepCtx(ctx, delay) {
+		if Sleep(ctx, delay) != nil {
 			return
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 
-	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/publisher/mempub"
 	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm"
@@ -25,7 +25,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type loop struct {
 	sim   *cvmsim.Server
 	store *store.Memory
-	pub   *publisher.Memory
+	pub   *mempub.Publisher
 	w     *watcher.Watcher
 }
 
@@ -36,7 +36,7 @@ func newLoop(t *testing.T, regions []string, secretKey string, interval time.Dur
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	l := &loop{sim: sim, store: store.NewMemory(), pub: publisher.NewMemory()}
+	l := &loop{sim: sim, store: store.NewMemory(), pub: mempub.New()}
 	var sources []watcher.TargetSource
 	for i, region := range regions {
 		key := cvmsim.DefaultSecretKey
@@ -197,7 +197,7 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 }
 
 func TestPerTargetIntervalOverridesTheDefault(t *testing.T) {
-	w, err := watcher.New(watcher.Config{Store: store.NewMemory(), Publisher: publisher.NewMemory(), Interval: time.Hour, Logger: quiet},
+	w, err := watcher.New(watcher.Config{Store: store.NewMemory(), Publisher: mempub.New(), Interval: time.Hour, Logger: quiet},
 		[]watcher.TargetSource{
 			{Target: watcher.Target{Account: "a", Region: "r1"}},
 			{Target: watcher.Target{Account: "a", Region: "r2"}, Interval: 5 * time.Second},

@@ -378,7 +378,7 @@ func readStream(ctx context.Context, url string, opts ...nats.Option) ([]oracle.
 	if err != nil {
 		return nil, err
 	}
-	return oracle.ReadStream(ctx, js, "CVMWATCH", "cvm")
+	return publisher.ReadStream(ctx, js, "CVMWATCH", "cvm")
 }
 
 // readScans returns how many scan summaries the stream holds and the

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 	"github.com/cvmwatch/cvmwatch/watcher/oracle"
 )
@@ -126,7 +127,7 @@ func runVerify(ctx context.Context, c *cobra.Command, f verifyFlags, opts oracle
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	msgs, err := oracle.ReadStream(rctx, js, f.stream, f.nats.prefix)
+	msgs, err := publisher.ReadStream(rctx, js, f.stream, f.nats.prefix)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/publisher/wire"
 )
 
 // Reader returns what a publisher's subscribers can see.
@@ -73,7 +74,7 @@ func NewStreamReader(js jetstream.JetStream, stream string) Reader {
 			for m := range batch.Messages() {
 				out = append(out, publisher.Message{
 					Subject: m.Subject(),
-					Header:  m.Headers(),
+					Header:  wire.Header(m.Headers()),
 					Data:    append([]byte(nil), m.Data()...),
 				})
 			}
@@ -94,7 +95,7 @@ func NewSubscriptionReader(t testing.TB, nc *nats.Conn, subject string) Reader {
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.msgs = append(r.msgs, publisher.Message{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		r.msgs = append(r.msgs, publisher.Message{Subject: m.Subject, Header: wire.Header(m.Header), Data: m.Data})
 		close(r.changed)
 		r.changed = make(chan struct{})
 	})

@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // Refresh timing of temporary credentials.
@@ -107,11 +108,7 @@ func refreshAt(k keys) time.Time {
 // retryDelay is the jittered backoff before retry number attempt (1, 2, ...)
 // of a failed refresh: about 1s, 2s, 4s ... up to 30s.
 func retryDelay(attempt int) time.Duration {
-	d := retryMax
-	if attempt < 6 {
-		d = min(retryBase<<(attempt-1), retryMax)
-	}
-	return d/2 + rand.N(d/2+1)
+	return watcher.Backoff(attempt, retryBase, retryMax)
 }
 
 // run refreshes the keys until ctx ends. A failed refresh is retried with

@@ -1,9 +1,9 @@
 package cvm
 
 import (
-	"context"
-	"math/rand/v2"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // RetryPolicy bounds the retries of one API request (one page, one lookup
@@ -32,26 +32,8 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	return p
 }
 
-// backoff is the wait before retry number n (1-based): exponential with
-// "equal jitter", so waits stay spread out without ever being near zero.
+// backoff is the wait before retry number n (1-based): exponential from
+// BaseDelay up to MaxDelay, with equal jitter (see watcher.Backoff).
 func (p RetryPolicy) backoff(n int) time.Duration {
-	d := p.BaseDelay
-	for i := 1; i < n && d < p.MaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxDelay)
-	half := d / 2
-	return half + rand.N(half+1)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return watcher.Backoff(n, p.BaseDelay, p.MaxDelay)
 }

@@ -317,7 +317,7 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 			return page{}, fmt.Errorf("after %d attempts: %w", attempt, err)
 		}
 		st.retries.Add(1)
-		if err := sleep(ctx, s.retry.backoff(attempt)); err != nil {
+		if err := watcher.Sleep(ctx, s.retry.backoff(attempt)); err != nil {
 			return page{}, fmt.Errorf("backoff: %w", err)
 		}
 	}

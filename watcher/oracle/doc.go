@@ -17,4 +17,7 @@
 // and the watcher caught up), it verifies that nothing was lost: each
 // instance's last event ends in its final true state (ABSENT once released),
 // and every state held longer than Options.MustSee appears in the chain.
+//
+// Check is pure: messages and truth in, a report out. The oracle imports no
+// NATS code; publisher.ReadStream reads a JetStream stream into Messages.
 package oracle

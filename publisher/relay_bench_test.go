@@ -1,7 +1,8 @@
-package watcher_test
+package publisher_test
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 // pre-encoded messages, with msg ids, measured in the same run on the same
 // server. Goal: ratio_vs_raw >= 0.7.
 //
-// Run: go test -run '^$' -bench RelayDrain100k -benchtime 1x ./watcher/
+// Run: go test -run '^$' -bench RelayDrain100k -benchtime 1x ./publisher/
 func BenchmarkRelayDrain100k(b *testing.B) {
 	for _, syncAlways := range []bool{false, true} {
 		b.Run(fmt.Sprintf("sync_always=%v", syncAlways), func(b *testing.B) {
@@ -32,7 +33,7 @@ func BenchmarkRelayDrain100k(b *testing.B) {
 
 // BenchmarkRelayWindows compares relay batch sizes and in-flight windows.
 //
-// Run: go test -run '^$' -bench RelayWindows -benchtime 1x ./watcher/
+// Run: go test -run '^$' -bench RelayWindows -benchtime 1x ./publisher/
 func BenchmarkRelayWindows(b *testing.B) {
 	for _, batch := range []int{4096, 16384} {
 		for _, window := range []int{256, 1024, 2048} {
@@ -67,7 +68,7 @@ func benchRelayDrain(b *testing.B, syncAlways bool, batch, window int) {
 	events := make([]watcher.Event, total)
 	for i := range events {
 		id := fmt.Sprintf("ins-%08d", i)
-		events[i] = watcher.Event{ID: watcher.EventID(benchTarget, id, 1, "RUNNING", "STOPPED"), Target: benchTarget,
+		events[i] = watcher.Event{ID: watcher.EventID(prod, id, 1, "RUNNING", "STOPPED"), Target: prod,
 			InstanceID: id, From: "RUNNING", To: "STOPPED", Sequence: 1, ObservedAt: t0, PreviousObservedAt: t0}
 	}
 	raw := make([]*nats.Msg, total)
@@ -94,11 +95,11 @@ func benchRelayDrain(b *testing.B, syncAlways bool, batch, window int) {
 			b.Fatal(err)
 		}
 		for i := 0; i < total; i += perCommit {
-			if _, _, err := st.Commit(b.Context(), benchTarget, watcher.Commit{Events: events[i : i+perCommit]}); err != nil {
+			if _, _, err := st.Commit(b.Context(), prod, watcher.Commit{Events: events[i : i+perCommit]}); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: quiet, RelayWindow: batch}, nil)
+		w, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: slog.New(slog.DiscardHandler), RelayWindow: batch}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -111,7 +112,7 @@ func benchRelayDrain(b *testing.B, syncAlways bool, batch, window int) {
 		for r := 0; r*round < total; r++ {
 			start := time.Now()
 			for drained < (r+1)*round {
-				n, err := w.RelayOnce(b.Context(), benchTarget)
+				n, err := w.RelayOnce(b.Context(), prod)
 				if err != nil {
 					b.Fatalf("relay after %d: %v", drained, err)
 				}
@@ -133,7 +134,7 @@ func benchRelayDrain(b *testing.B, syncAlways bool, batch, window int) {
 			rawTime += time.Since(start)
 		}
 		b.StopTimer()
-		if depth, _, _ := st.OutboxStats(b.Context(), benchTarget); depth != 0 {
+		if depth, _, _ := st.OutboxStats(b.Context(), prod); depth != 0 {
 			b.Fatalf("outbox depth %d after the drain", depth)
 		}
 		st.Close()

@@ -1,0 +1,77 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// DefaultPrefix is the subject prefix used when a configuration leaves it
+// empty: events go to "cvm.state.>", scan summaries to "cvm.scan.>".
+const DefaultPrefix = "cvm"
+
+// Header names set on every published message.
+const (
+	// HeaderContentType carries watcher.ContentType for events and
+	// ScanContentType for scan summaries.
+	HeaderContentType = "Content-Type"
+	// HeaderMsgID carries the event ID (or the scan's ScanMsgID); JetStream
+	// drops a message whose ID it has seen within the stream's Duplicates
+	// window. It is JetStream's own header name (jetstream.MsgIDHeader).
+	HeaderMsgID = "Nats-Msg-Id"
+)
+
+// Header holds a message's headers. Like NATS headers (nats.Header has the
+// same underlying type, so one converts to the other), keys are
+// case-sensitive.
+type Header map[string][]string
+
+// Get returns the first value of key, or "" if it has none.
+func (h Header) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Message is one message as a publisher sent it or a subscriber received it.
+// The in-memory publisher records these; the conformance suite compares
+// them.
+type Message struct {
+	Subject string
+	Header  Header
+	Data    []byte
+}
+
+// Clone returns a copy of m that shares nothing with it.
+func (m Message) Clone() Message {
+	h := make(Header, len(m.Header))
+	for k, v := range m.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	return Message{Subject: m.Subject, Header: h, Data: append([]byte(nil), m.Data...)}
+}
+
+// EncodeEvent returns the message for e published under prefix, or says why
+// e cannot be published: an unsafe subject token or ID (the error wraps
+// watcher.ErrInvalidToken), or an encoding failure. It never returns a
+// message with an unchecked subject or header.
+func EncodeEvent(prefix string, e watcher.Event) (Message, error) {
+	// The ID goes into a header: it must not be able to forge another one.
+	if err := watcher.ValidateToken(e.ID); err != nil {
+		return Message{}, fmt.Errorf("event id %s: %w", watcher.Quote(e.ID), err)
+	}
+	subject, err := e.Subject(prefix)
+	if err != nil {
+		return Message{}, err
+	}
+	data, err := watcher.MarshalCloudEvent(e)
+	if err != nil {
+		return Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	return Message{
+		Subject: subject,
+		Header:  Header{HeaderContentType: {watcher.ContentType}, HeaderMsgID: {e.ID}},
+		Data:    data,
+	}, nil
+}
