@@ -53,45 +53,53 @@ func skipSummary() string {
 }
 
 // reportSkips prints the closing line. `go test ./...` shows a passing
-// package's output only under -v, so after a passing run it also appends
-// the line to the go command's own standard output, beside its "ok" lines
-// (where that is a terminal, a pipe or a file opened for appending).
+// package's output only under -v, so after a passing run it also writes the
+// line to the go command's own standard output, beside its "ok" lines, or
+// else to its standard error (see goCommandOutput). A cached result runs
+// nothing and prints no line.
 func reportSkips(code int) {
 	line := skipSummary()
 	fmt.Println(line)
 	if code != 0 || testing.Verbose() {
 		return // the go command prints this process's output
 	}
-	if f := goCommandStdout(); f != nil {
+	if f := goCommandOutput(); f != nil {
 		fmt.Fprintln(f, line)
 		f.Close()
 	}
 }
 
-// goCommandStdout opens the standard output of the go command that runs
-// this test binary, or returns nil: when the parent is not the go command,
-// when its output is already ours (go test in a package directory streams
-// it), and when appending could be overwritten (a regular file the go
-// command writes at its own offset).
-func goCommandStdout() *os.File {
+// goCommandOutput opens the standard output of the go command that runs
+// this test binary, or its standard error, or returns nil. It skips one
+// that is already ours (go test in a package directory streams the test's
+// output), and a regular file not opened for appending (the go command
+// writes it at its own offset and would overwrite the line): so
+// `go test ./... >log 2>&1` shows no line. It returns nil when the parent
+// is not the go command.
+func goCommandOutput() *os.File {
 	ppid := os.Getppid()
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", ppid))
 	if err != nil || filepath.Base(exe) != "go" {
 		return nil
 	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/1", ppid), os.O_WRONLY|os.O_APPEND|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil
+	for fd, ours := range []*os.File{1: os.Stdout, 2: os.Stderr} {
+		if ours == nil {
+			continue
+		}
+		f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", ppid, fd), os.O_WRONLY|os.O_APPEND|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		theirs, err1 := f.Stat()
+		mine, err2 := ours.Stat()
+		switch {
+		case err1 != nil || err2 != nil, os.SameFile(theirs, mine):
+		case theirs.Mode().IsRegular() && !appends(ppid, fd):
+		default:
+			return f
+		}
+		f.Close()
 	}
-	theirs, err1 := f.Stat()
-	ours, err2 := os.Stdout.Stat()
-	switch {
-	case err1 != nil || err2 != nil, os.SameFile(theirs, ours):
-	case theirs.Mode().IsRegular() && !appends(ppid, 1):
-	default:
-		return f
-	}
-	f.Close()
 	return nil
 }
 
