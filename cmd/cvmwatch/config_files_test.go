@@ -66,7 +66,7 @@ func TestCheckConfigChecksTheFilesRunUses(t *testing.T) {
 
 func TestConfigWarnsOfAFileItCannotRead(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads a file whatever its mode")
+		skipBecause(t, "root reads a file whatever its mode")
 	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "client.key")

@@ -43,7 +43,7 @@ func TestFaultBoltDiskFull(t *testing.T) {
 			t.Fatalf("no further failing commits within 30s; log: %s", keepLog(r.log))
 		}
 	}
-	msgs, err := readStream(t.Context(), r.nats.url())
+	msgs, err := readStream(t.Context(), r.nats.URL())
 	if err != nil {
 		t.Fatal(err)
 	}

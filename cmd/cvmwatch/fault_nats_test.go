@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// NATS faults against a real nats-server process (Debian's 2.9.10 in CI).
+// NATS faults against a real nats-server process (natstest.Server: the
+// pinned nats-server module, built by the test).
 
 // TestFaultNATSStoppedLongerThanDuplicateWindow: NATS is down for longer
 // than the stream's duplicate window (1 s here) while scanning goes on;
@@ -28,12 +29,12 @@ func TestFaultNATSStoppedLongerThanDuplicateWindow(t *testing.T) {
 	r.change(3)
 	r.converge(30 * time.Second)
 
-	r.nats.stop()
+	r.nats.Stop()
 	r.change(5) // three flip back, two more stop
 	r.waitLog("relay: publish failed", 30*time.Second)
 	time.Sleep(3 * time.Second) // an outage of several duplicate windows, by design
 	r.change(1)
-	r.nats.start()
+	r.nats.Start()
 	rep := r.converge(60 * time.Second)
 	if rep.Events != 9 {
 		t.Fatalf("events = %d, want 9:\n%s", rep.Events, rep)
@@ -67,8 +68,8 @@ func TestFaultNATSKilledRepeatedlyMidPublish(t *testing.T) {
 		for strings.Count(r.log.String(), "msg=scan ") == scans && time.Now().Before(deadline) {
 			time.Sleep(2 * time.Millisecond)
 		}
-		r.nats.kill()
-		r.nats.start()
+		r.nats.Kill()
+		r.nats.Start()
 	}
 	stop()
 	wg.Wait()
@@ -89,7 +90,7 @@ func TestFaultNATSKilledRepeatedlyMidPublish(t *testing.T) {
 func TestFaultNATSUnreachableAtStartup(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 100, nil)
-	r.nats.stop()
+	r.nats.Stop()
 	r.start()
 	r.waitLog("scanning anyway", 30*time.Second)
 	r.waitBaseline() // the first complete scan, with no NATS
@@ -113,7 +114,7 @@ func TestFaultNATSUnreachableAtStartup(t *testing.T) {
 		t.Fatalf("the daemon exited while NATS was unreachable: %v\nlog: %s", r.d.err, keepLog(r.log))
 	}
 
-	r.nats.start()
+	r.nats.Start()
 	if rep := r.converge(60 * time.Second); rep.Events != 4 {
 		t.Fatalf("events = %d, want 4:\n%s", rep.Events, rep)
 	}
@@ -161,10 +162,10 @@ func TestFaultNATSAuthRejected(t *testing.T) {
 	r.converge(30 * time.Second)
 
 	// The server now wants another password.
-	r.nats.stop()
-	good := r.nats.extra
-	r.nats.extra = []string{"--user", "cvmwatch", "--pass", "another-password"}
-	r.nats.start()
+	r.nats.Stop()
+	good := r.nats.Flags()
+	r.nats.SetFlags("--user", "cvmwatch", "--pass", "another-password")
+	r.nats.Start()
 	r.change(3)
 	r.waitLog("uthorization", 30*time.Second)
 	if r.d.exited() {
@@ -172,9 +173,9 @@ func TestFaultNATSAuthRejected(t *testing.T) {
 	}
 
 	// Credentials accepted again: the outbox drains.
-	r.nats.stop()
-	r.nats.extra = good
-	r.nats.start()
+	r.nats.Stop()
+	r.nats.SetFlags(good...)
+	r.nats.Start()
 	if rep := r.converge(60 * time.Second); rep.Events != 5 {
 		t.Fatalf("events = %d, want 5:\n%s", rep.Events, rep)
 	}
@@ -192,13 +193,13 @@ func TestFaultSIGTERMWhileNATSDown(t *testing.T) {
 	r := newRig(t, 100, nil)
 	r.start()
 	r.waitBaseline()
-	r.nats.stop()
+	r.nats.Stop()
 	r.change(2)
 	r.waitLog("relay: publish failed", 30*time.Second)
 	if err := r.d.signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM with NATS down: %v\n%s", err, tail(r.log.String(), 10))
 	}
-	r.nats.start()
+	r.nats.Start()
 	r.start()
 	if rep := r.converge(30 * time.Second); rep.Events != 2 {
 		t.Fatalf("events = %d, want 2:\n%s", rep.Events, rep)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,13 +18,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
-	"github.com/cvmwatch/cvmwatch/publisher/publishertest"
+	"github.com/cvmwatch/cvmwatch/publisher/natstest"
 	"github.com/cvmwatch/cvmwatch/watcher/oracle"
 )
 
 // This file holds the fault suite's process harness: the cvmwatch binary
-// built once, a real nats-server process that can be SIGKILLed, and
-// cvmwatch daemon processes that can be SIGKILLed or SIGTERMed.
+// built once and cvmwatch daemon processes that can be SIGKILLed or
+// SIGTERMed. The nats-server process that can be SIGKILLed is
+// natstest.Server, built from the pinned nats-server module.
 
 // binDir holds the binary built by TestMain; removed when the tests end.
 var binOnce struct {
@@ -51,6 +50,8 @@ func TestMain(m *testing.M) {
 	if binOnce.path != "" {
 		os.RemoveAll(filepath.Dir(binOnce.path))
 	}
+	natstest.RemoveServerBinary()
+	reportSkips(code)
 	os.Exit(code)
 }
 
@@ -75,157 +76,6 @@ func cvmwatchBinary(t testing.TB) string {
 		t.Fatal(binOnce.err)
 	}
 	return binOnce.path
-}
-
-// natsServerBinary returns the path of a nats-server binary. Under CI=true a
-// missing one fails the test (.ci/run installs Debian's); locally it skips.
-func natsServerBinary(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("nats-server")
-	if err != nil {
-		skipUnlessCI(t, "nats-server is not installed (apt-get install -y nats-server) to run the process-level NATS faults: %v", err)
-	}
-	return path
-}
-
-// skipUnlessCI skips a test that needs something this machine lacks, but
-// fails it under CI=true: CI must run every fault, not pass without it.
-func skipUnlessCI(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// natsIDs numbers the nats-server processes of this test process.
-var natsIDs atomic.Int64
-
-// natsProc is a nats-server process with JetStream on a fixed port and store
-// directory, so a restart serves the same streams.
-type natsProc struct {
-	t        testing.TB
-	bin, dir string
-	port     int
-	extra    []string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	log      bytes.Buffer
-	restarts int
-	starts   int   // successful starts
-	id       int64 // distinguishes the servers of one test process
-	mu       sync.Mutex
-}
-
-func startNATSProc(t testing.TB, extra ...string) *natsProc {
-	t.Helper()
-	n := &natsProc{t: t, bin: natsServerBinary(t), dir: t.TempDir(), port: publishertest.RestartablePort(t), extra: extra, id: natsIDs.Add(1)}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *natsProc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
-
-// start runs the server and waits until it accepts connections. The
-// server has a name of its own, checked on connecting, so a server of
-// another test that took the port is never mistaken for this one; on the
-// first start a taken port is replaced by another.
-func (n *natsProc) start() {
-	n.t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		err := n.startLocked()
-		if err == nil {
-			return
-		}
-		if n.starts > 0 || attempt == 5 {
-			n.t.Fatalf("nats-server on port %d: %v\n%s", n.port, err, n.log.String())
-		}
-		n.port = publishertest.RestartablePort(n.t)
-	}
-}
-
-func (n *natsProc) startLocked() error {
-	name := fmt.Sprintf("fault-nats-%d-%d", os.Getpid(), n.id)
-	args := append([]string{"-js", "-a", "127.0.0.1", "-p", fmt.Sprint(n.port), "-sd", n.dir, "-n", name}, n.extra...)
-	n.log.Reset()
-	n.cmd = exec.Command(n.bin, args...)
-	n.cmd.Stdout, n.cmd.Stderr = &n.log, &n.log
-	n.cmd.SysProcAttr = diesWithTest()
-	if err := n.cmd.Start(); err != nil {
-		n.cmd = nil
-		return err
-	}
-	n.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.done)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-n.done:
-			n.cmd = nil
-			return errors.New("exited at start")
-		default:
-		}
-		nc, err := nats.Connect(n.url(), nats.Timeout(time.Second), n.authOption())
-		if err == nil {
-			got := nc.ConnectedServerName()
-			nc.Close()
-			if got == name {
-				n.starts++
-				return nil
-			}
-		} else if strings.Contains(err.Error(), "uthorization") {
-			n.starts++
-			return nil // up, and refusing us as configured
-		}
-		if time.Now().After(deadline) {
-			n.cmd.Process.Kill()
-			<-n.done
-			n.cmd = nil
-			return fmt.Errorf("not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (n *natsProc) authOption() nats.Option {
-	for i, a := range n.extra {
-		if a == "--user" && i+3 < len(n.extra) {
-			return nats.UserInfo(n.extra[i+1], n.extra[i+3])
-		}
-	}
-	return func(*nats.Options) error { return nil }
-}
-
-// kill SIGKILLs the server and waits for it to be gone.
-func (n *natsProc) kill() { n.signal(syscall.SIGKILL) }
-
-// stop SIGTERMs the server (if it runs) and waits.
-func (n *natsProc) stop() { n.signal(syscall.SIGTERM) }
-
-func (n *natsProc) signal(sig syscall.Signal) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return
-	}
-	n.cmd.Process.Signal(sig)
-	select {
-	case <-n.done:
-	case <-time.After(15 * time.Second):
-		n.cmd.Process.Kill()
-		<-n.done
-	}
-	n.cmd = nil
-}
-
-// restart kills (SIGKILL) and starts the server again on the same store.
-func (n *natsProc) restart() {
-	n.kill()
-	n.start()
-	n.restarts++
 }
 
 // daemonProc is one `cvmwatch run` process.

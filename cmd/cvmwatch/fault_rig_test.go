@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvmwatch/cvmwatch/publisher/natstest"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 	"github.com/cvmwatch/cvmwatch/watcher/oracle"
 )
@@ -16,7 +17,7 @@ import (
 type rig struct {
 	t        *testing.T
 	sim      *cvmsim.Server
-	nats     *natsProc
+	nats     *natstest.Server
 	cfg      daemonConfig
 	cfgPath  string
 	log      *lockedFile
@@ -35,8 +36,8 @@ func newRig(t *testing.T, instances int, edit func(*daemonConfig), natsFlags ...
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	r := &rig{t: t, sim: sim, nats: startNATSProc(t, natsFlags...), log: newLogFile(t), interval: time.Second}
-	r.cfg = daemonConfig{DataDir: filepath.Join(t.TempDir(), "data"), SimURL: sim.URL(), NATSURL: r.nats.url(), Interval: r.interval}
+	r := &rig{t: t, sim: sim, nats: natstest.StartServer(t, natsFlags...), log: newLogFile(t), interval: time.Second}
+	r.cfg = daemonConfig{DataDir: filepath.Join(t.TempDir(), "data"), SimURL: sim.URL(), NATSURL: r.nats.URL(), Interval: r.interval}
 	if edit != nil {
 		edit(&r.cfg)
 	}
@@ -92,7 +93,7 @@ func (r *rig) converge(within time.Duration) oracle.Report {
 	deadline := time.Now().Add(within)
 	for {
 		now := time.Now()
-		msgs, err := readStream(r.t.Context(), r.nats.url(), r.nats.authOption())
+		msgs, err := readStream(r.t.Context(), r.nats.URL(), r.nats.AuthOption())
 		if err == nil {
 			opts := r.opts()
 			opts.End = now

@@ -31,7 +31,7 @@ func TestFaultStreamDeletedAndRecreated(t *testing.T) {
 	r.change(2)
 	r.converge(30 * time.Second)
 
-	nc, err := nats.Connect(r.nats.url())
+	nc, err := nats.Connect(r.nats.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestFaultStreamDeletedAndRecreated(t *testing.T) {
 			t.Fatalf("recreated stream has %d of the 4 events; log: %s", len(got), keepLog(r.log))
 		}
 		time.Sleep(200 * time.Millisecond)
-		if got, err = readStream(t.Context(), r.nats.url()); err != nil {
+		if got, err = readStream(t.Context(), r.nats.URL()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,9 +102,9 @@ func TestFaultNATSStorageFull(t *testing.T) {
 		t.Fatalf("publishing failed, but not for want of storage: %s", keepLog(r.log))
 	}
 	// Storage back: the same store directory, no limit.
-	r.nats.stop()
-	r.nats.extra = nil
-	r.nats.start()
+	r.nats.Stop()
+	r.nats.SetFlags()
+	r.nats.Start()
 	rep := r.converge(60 * time.Second)
 	if rep.Events != 600 {
 		t.Fatalf("events = %d, want the 600 appearances:\n%s", rep.Events, rep)

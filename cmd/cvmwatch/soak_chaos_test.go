@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvmwatch/cvmwatch/publisher/natstest"
 	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 	"github.com/cvmwatch/cvmwatch/watcher/oracle"
@@ -46,7 +47,7 @@ type soakStats struct {
 func TestSoakChaos(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("soak: skipped under -short")
+		skipBecause(t, "the soak is skipped under -short")
 	}
 	p := soakParams{duration: 45 * time.Second, instances: 1000, ops: 15, interval: 2 * time.Second, seed: 1}
 	if v := os.Getenv(soakEnv); v != "" {
@@ -65,7 +66,10 @@ func TestSoakChaos(t *testing.T) {
 }
 
 func runSoak(t *testing.T, p soakParams) {
-	cvmwatchBinary(t) // built before the clock starts: a cold build takes a minute or more
+	// Both binaries are built before the clock starts: a cold build takes a
+	// minute or more.
+	cvmwatchBinary(t)
+	natstest.ServerBinary(t)
 	start := time.Now()
 	// Pauses and actions come from separate generators, so that a crash
 	// point firing (which skips an action) does not shift the actions.
@@ -77,9 +81,9 @@ func runSoak(t *testing.T, p soakParams) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	nproc := startNATSProc(t)
+	nproc := natstest.StartServer(t)
 	cfg := daemonConfig{
-		DataDir: filepath.Join(t.TempDir(), "data"), SimURL: sim.URL(), NATSURL: nproc.url(),
+		DataDir: filepath.Join(t.TempDir(), "data"), SimURL: sim.URL(), NATSURL: nproc.URL(),
 		Regions: regions, Interval: p.interval, Announce: true,
 	}.write(t)
 	log := newLogFile(t)
@@ -127,9 +131,9 @@ func runSoak(t *testing.T, p soakParams) {
 			st.sigterms++
 			restart()
 		case x < 0.65:
-			nproc.kill()
+			nproc.Kill()
 			time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
-			nproc.start()
+			nproc.Start()
 			st.natsRestarts++
 		default:
 			f := randomFault(rng)
@@ -152,17 +156,17 @@ func runSoak(t *testing.T, p soakParams) {
 	t.Logf("chaos over after %s: %d operations; waiting for the watcher to catch up", time.Since(start).Round(time.Second), ch.ops)
 
 	opts := oracle.Options{Regions: regions, Announced: true, MustSee: p.mustSee}
-	converge(t, nproc.url(), sim, quiet, p.interval, opts, log)
+	converge(t, nproc.URL(), sim, quiet, p.interval, opts, log)
 	// Stop the watcher cleanly and judge the stream once more: nothing
 	// arrives after the quiet check that would break it.
 	if err := d.signal(syscall.SIGTERM); err != nil {
 		t.Errorf("final SIGTERM: %v", err)
 	}
-	msgs, err := readStream(t.Context(), nproc.url())
+	msgs, err := readStream(t.Context(), nproc.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	scans, clean, err := readScans(t.Context(), nproc.url())
+	scans, clean, err := readScans(t.Context(), nproc.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
