@@ -108,7 +108,7 @@ func TestBadConfigs(t *testing.T) {
 			if len(want) == 0 {
 				t.Fatal("no '# want:' lines")
 			}
-			_, err = loadConfig(f, raw, env(map[string]string{"SET": "x", "FIXTURES": fixtures}), false)
+			_, err = loadConfig(f, raw, env(map[string]string{"SET": "x", "ZERO": "0s", "FIXTURES": fixtures}), false)
 			if err == nil {
 				t.Fatal("bad config accepted")
 			}
