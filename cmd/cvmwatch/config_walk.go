@@ -34,7 +34,7 @@ var (
 // path nor the nearest known key, and a line number cannot give them back:
 // in flow style (http: {listen: x, lisen: y}) one line holds several keys.
 // And the walk is needed anyway, for expansion, secrets and aliases.
-// FuzzParseConfig holds the walk to the decoder's strict mode: no file it
+// FuzzConfigWalk holds the walk to the decoder's strict mode: no file it
 // accepts has a key KnownFields(true) refuses.
 type walker struct {
 	lookup func(string) (string, bool)
