@@ -25,13 +25,15 @@ func TestExampleConfigParses(t *testing.T) {
 	if len(cfg.literalSecrets) != 0 {
 		t.Errorf("the example writes secrets literally: %v", cfg.literalSecrets)
 	}
-	if !cfg.Accounts[2].Regions.All() || cfg.Accounts[2].Credentials.AssumeRole == nil {
-		t.Errorf("the example's regions: all / assume_role account did not parse: %+v", cfg.Accounts[2])
-	}
 	if got, want := len(cfg.Accounts), 3; got != want {
 		t.Fatalf("accounts = %d, want %d", got, want)
 	}
-	if got, want := cfg.Accounts[0].Credentials.SecretKey.Reveal(), "s3cr3t-example"; got != want {
+	if a := cfg.Accounts[2]; !a.Regions.All() || a.Credentials == nil || a.Credentials.AssumeRole == nil {
+		t.Errorf("the example's regions: all / assume_role account did not parse: %+v", a)
+	}
+	if cr := cfg.Accounts[0].Credentials; cr == nil {
+		t.Errorf("accounts[0].credentials did not parse")
+	} else if got, want := cr.SecretKey.Reveal(), "s3cr3t-example"; got != want {
 		t.Errorf("expanded secret = %q, want %q", got, want)
 	}
 	if got, want := cfg.Poll.Interval.D(), 30*time.Second; got != want {
@@ -48,6 +50,9 @@ func TestMinimalConfigGetsDefaults(t *testing.T) {
 		cfg.NATS.Listen != "127.0.0.1:4222" || cfg.HTTP.Listen != "127.0.0.1:9090" || cfg.NATS.Mode != "jetstream" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
+	if got, want := len(cfg.Accounts), 1; got != want {
+		t.Fatalf("accounts = %d, want %d", got, want)
+	}
 	if cfg.Accounts[0].Credentials != nil {
 		t.Error("absent credentials must stay absent (SDK default chain)")
 	}
@@ -59,7 +64,7 @@ func TestEnvExpansionCannotInjectStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Accounts[0].Name != "prod" || cfg.Poll.RateLimit != 12.5 {
+	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "prod" || cfg.Poll.RateLimit != 12.5 {
 		t.Errorf("expansion wrong: %+v", cfg)
 	}
 	_, err = ParseConfig([]byte(raw), env(map[string]string{"NAME": "prod\n  evil: 1", "RATE": "1"}))
@@ -103,7 +108,7 @@ func TestBadConfigs(t *testing.T) {
 			if len(want) == 0 {
 				t.Fatal("no '# want:' lines")
 			}
-			_, err = loadConfig(f, raw, env(map[string]string{"SET": "x", "FIXTURES": fixtures}), false)
+			_, err = loadConfig(f, raw, env(map[string]string{"SET": "x", "ZERO": "0s", "FIXTURES": fixtures}), false)
 			if err == nil {
 				t.Fatal("bad config accepted")
 			}
@@ -202,8 +207,8 @@ func TestConfigWithLiteralSecretsMustBePrivate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("readable config whose secrets come from the environment refused: %v", err)
 	}
-	if cfg.Accounts[0].Credentials.SecretKey.Reveal() != "TOPSECRET-env" {
-		t.Fatal("secret not expanded")
+	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Credentials == nil || cfg.Accounts[0].Credentials.SecretKey.Reveal() != "TOPSECRET-env" {
+		t.Fatalf("secret not expanded: %+v", cfg.Accounts)
 	}
 }
 

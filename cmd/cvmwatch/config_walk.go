@@ -23,7 +23,19 @@ var (
 // mapping key must be a known field (so a typo is an error naming its path),
 // and ${VAR} in scalar values is expanded from the environment. Expanding
 // parsed scalars, never the raw text, means a variable's value cannot change
-// the file's structure.
+// the file's structure. It also records the keys given a value (written),
+// so that a zero written in the file is told from a key left out.
+//
+// Unknown keys are found here rather than by the decoder's strict mode
+// (yaml.Decoder.KnownFields), for three reasons. The tree is decoded after
+// expansion, with yaml.Node.Decode, which has no strict mode: KnownFields
+// exists only on a Decoder reading bytes. Its error, "line 7: field
+// intervall not found in type main.PollConfig", names neither the key's
+// path nor the nearest known key, and a line number cannot give them back:
+// in flow style (http: {listen: x, lisen: y}) one line holds several keys.
+// And the walk is needed anyway, for expansion, secrets and aliases.
+// FuzzConfigWalk holds the walk to the decoder's strict mode: no file it
+// accepts has a key KnownFields(true) refuses.
 type walker struct {
 	lookup func(string) (string, bool)
 	// optional says of a key whether it may be left out when a variable
@@ -35,6 +47,9 @@ type walker struct {
 	// environment.
 	rawValues      map[*yaml.Node]string
 	literalSecrets []string
+	// written holds the path of every scalar given a value: not null, not
+	// an empty string (see given).
+	written keySet
 }
 
 // raw returns a scalar's value as written in the file.
@@ -79,6 +94,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			*problems = append(*problems, fmt.Errorf("%s: %v", orRoot(path), err))
 		}
+		w.given(n, t, path)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			*problems = append(*problems, fmt.Errorf("%s: want a mapping of keys", orRoot(path)))
@@ -115,9 +131,27 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, problems *confi
 		if what := w.literalSecret(n, t, path); what != "" {
 			w.literalSecrets = append(w.literalSecrets, what)
 		}
+		w.given(n, t, path)
 	default:
 		*problems = append(*problems, fmt.Errorf("%s: want a single value", orRoot(path)))
 	}
+}
+
+// given records path as written unless its (expanded) scalar n is null.
+// An empty string is made null, so that it leaves a string key its default
+// (as it always did: nats.url: "" is the embedded server); a number or a
+// duration written, zero included, is taken as written.
+func (w *walker) given(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.ScalarNode && n.Value == "" && t.Kind() == reflect.String {
+		n.Tag, n.Style = "!!null", 0
+	}
+	if n.ShortTag() == "!!null" {
+		return
+	}
+	if w.written == nil {
+		w.written = keySet{}
+	}
+	w.written[path] = true
 }
 
 // natsURLKey is the one plain string that may hold secrets: the user info

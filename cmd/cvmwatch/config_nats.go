@@ -1,0 +1,178 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// NATSConfig says where events go. An empty URL starts an embedded server.
+type NATSConfig struct {
+	URL           string `yaml:"url"`
+	SubjectPrefix string `yaml:"subject_prefix"`
+	Stream        string `yaml:"stream"`
+	// Mode is "jetstream" (default: durable, deduplicated) or "core" (for
+	// servers without JetStream: no persistence, no dedup).
+	Mode string `yaml:"mode"`
+	// MaxAge is how long the stream keeps events (0: forever).
+	MaxAge     Duration `yaml:"max_age"`
+	Duplicates Duration `yaml:"duplicates"`
+	// Listen is the embedded server's address (used when URL is empty);
+	// port 0 picks a free port.
+	Listen string `yaml:"listen"`
+
+	Token        Secret    `yaml:"token"`
+	User         string    `yaml:"user"`
+	Password     Secret    `yaml:"password"`
+	CredsFile    string    `yaml:"creds_file"`
+	NKeySeedFile string    `yaml:"nkey_seed_file"`
+	TLS          TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig is the client side of TLS to NATS.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// The nats section's defaults, which the README documents.
+const (
+	defaultSubjectPrefix = "cvm"
+	defaultStream        = "CVMWATCH"
+	defaultNATSListen    = "127.0.0.1:4222"
+	defaultDuplicates    = 10 * time.Minute
+)
+
+// defaultNATS is the nats section of a file that leaves it out.
+func defaultNATS() NATSConfig {
+	return NATSConfig{
+		SubjectPrefix: defaultSubjectPrefix,
+		Stream:        defaultStream,
+		Mode:          "jetstream",
+		Listen:        defaultNATSListen,
+		Duplicates:    Duration(defaultDuplicates),
+	}
+}
+
+// MarshalYAML shows each server of URL with its password (or token)
+// redacted, as a Secret shows itself: URL is a plain string, and
+// check-config prints the effective configuration.
+func (n NATSConfig) MarshalYAML() (any, error) {
+	type plain NATSConfig // its own fields, without this method
+	p := plain(n)
+	p.URL = redactURLs(n.URL)
+	return p, nil
+}
+
+// validate reports the section's problems under key. Zero is a value only
+// for max_age (keep events forever) and the port of listen (a free one).
+func (n NATSConfig) validate(key string) configErrors {
+	var errs configErrors
+	if err := watcher.ValidatePrefix(n.SubjectPrefix); err != nil {
+		errs.add(key+".subject_prefix", "%v", err)
+	}
+	if err := watcher.ValidateToken(n.Stream); err != nil {
+		errs.add(key+".stream", "%s is not a stream name: %v", watcher.Quote(n.Stream), err)
+	}
+	switch n.Mode {
+	case "jetstream", "core":
+	default:
+		errs.add(key+".mode", "%q must be jetstream or core", n.Mode)
+	}
+	if n.URL == "" && n.Mode == "core" {
+		errs.add(key+".mode", "core needs %s.url: the embedded server always has JetStream", key)
+	}
+	if n.MaxAge.D() < 0 {
+		errs.add(key+".max_age", "must not be negative")
+	}
+	if n.Duplicates.D() <= 0 {
+		errs.add(key+".duplicates", "must be positive")
+	} else if n.MaxAge.D() > 0 && n.Duplicates.D() > n.MaxAge.D() {
+		errs.add(key+".duplicates", "%v must not exceed %s.max_age (%v)", n.Duplicates.D(), key, n.MaxAge.D())
+	}
+	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
+		errs.add(key+".listen", "%v", err)
+	} else if n.URL == "" && !isLoopbackHost(n.Listen) && n.Token == "" && n.User == "" {
+		// Anyone who can reach it could read, forge or delete the events.
+		errs.add(key+".listen", "%s lets other hosts reach the embedded NATS server: set %s.token (or %s.user and %s.password), or listen on loopback", n.Listen, key, key, key)
+	}
+	for i, u := range splitURLs(n.URL) {
+		if !strings.Contains(u, "://") && !strings.Contains(u, ":") {
+			errs.add(key+".url", "server %d (%s) needs a port or a scheme", i+1, redactURL(u))
+		}
+	}
+	if (n.User == "") != (n.Password == "") {
+		errs.add(key+".user", "user and password go together")
+	}
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		errs.add(key+".tls.cert_file", "cert_file and key_file go together")
+	}
+	return errs
+}
+
+// splitURLs splits the comma-separated nats.url.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// redactURLs is nats.url with every server's password (or token)
+// redacted.
+func redactURLs(s string) string {
+	urls := splitURLs(s)
+	for i, u := range urls {
+		urls[i] = redactURL(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// redactURL hides the password (or token) in a NATS server URL's user info
+// and keeps the user name: nats://alice:<redacted>@host:4222.
+func redactURL(u string) string {
+	prefix, info, host, ok := cutUserInfo(u)
+	if !ok || urlSecret(u) == "" {
+		return u
+	}
+	if user, _, hasPass := strings.Cut(info, ":"); hasPass {
+		return prefix + user + ":" + redacted + "@" + host
+	}
+	return prefix + redacted + "@" + host
+}
+
+// urlSecret returns what authenticates in a NATS server URL's user info:
+// the password of user:password, or else the whole user info, which nats.go
+// sends as a token. It returns "" if there is none.
+func urlSecret(u string) string {
+	_, info, _, ok := cutUserInfo(u)
+	if !ok {
+		return ""
+	}
+	if _, pass, hasPass := strings.Cut(info, ":"); hasPass {
+		return pass
+	}
+	return info
+}
+
+// cutUserInfo splits a NATS server URL into the scheme ("nats://", or ""
+// since nats.go accepts a URL without one), the user info and the rest.
+// The user info ends at the last "@", so that an "@" left unescaped in a
+// password is hidden with it rather than shown.
+func cutUserInfo(u string) (prefix, info, rest string, ok bool) {
+	rest = u
+	if i := strings.Index(u, "://"); i >= 0 {
+		prefix, rest = u[:i+3], u[i+3:]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return "", "", u, false
+	}
+	return prefix, rest[:at], rest[at+1:], true
+}
