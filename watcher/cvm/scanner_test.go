@@ -232,7 +232,13 @@ func TestScanHostileAndNullItemsFromFaults(t *testing.T) {
 			srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 250})
 			s, _ := mustNewScanner(t, srv, scannerOptions{attempts: 2})
 			srv.AddFault(cvmsim.Fault{Kind: kind})
-			scan, _ := s.Scan(t.Context())
+			scan, err := s.Scan(t.Context())
+			if (err == nil) != scan.Complete {
+				t.Fatalf("Scan = complete %v with error %v; err must be nil exactly when complete", scan.Complete, err)
+			}
+			if len(scan.Observations) == 0 {
+				t.Fatalf("no observation under %s (err %v); the test proves nothing", kind, err)
+			}
 			tr := truth(srv)
 			for _, o := range scan.Observations {
 				if err := watcher.ValidateObservation(o); err != nil {
@@ -509,7 +515,10 @@ func TestLookupProvesNothingItCouldNotCheck(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			id := srv.AddFault(cvmsim.Fault{Kind: kind, Code: "InternalError", TotalCount: 7})
 			defer srv.RemoveFault(id)
-			res, _ := s.Lookup(t.Context(), []string{srv.Instances(testRegion)[0].InstanceId, gone})
+			res, err := s.Lookup(t.Context(), []string{srv.Instances(testRegion)[0].InstanceId, gone})
+			if err == nil {
+				t.Errorf("Lookup under %s returned no error: %+v", kind, res)
+			}
 			if slices.Contains(res.Absent, srv.Instances(testRegion)[0].InstanceId) {
 				t.Errorf("existing instance called absent under %s: %+v", kind, res)
 			}
