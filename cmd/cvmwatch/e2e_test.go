@@ -186,7 +186,7 @@ func (h *harness) streamed() []watcher.Event {
 		if err != nil {
 			h.t.Fatalf("stream message %d: %v", seq, err)
 		}
-		if want, _ := e.Subject("cvm"); m.Subject != want {
+		if want, err := e.Subject("cvm"); err != nil || m.Subject != want {
 			h.t.Errorf("event %s stored on %s, want %s", e.ID, m.Subject, want)
 		}
 		if got := m.Header.Get(jetstream.MsgIDHeader); got != e.ID {
