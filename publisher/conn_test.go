@@ -44,7 +44,7 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := publisher.NewJetStream(js, publisher.JetStreamConfig{})
+	p := MustNewJetStream(t, js, publisher.JetStreamConfig{})
 	events := publishertest.Events([]watcher.Target{prod}, 2, 10)
 	if acked, err := p.Publish(t.Context(), events); acked != len(events) || err != nil {
 		t.Fatalf("Publish after late connect = %d, %v", acked, err)

@@ -83,3 +83,14 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// MustNewJetStream returns a JetStream publisher on js, failing the test if
+// cfg is refused.
+func MustNewJetStream(tb testing.TB, js jetstream.JetStream, cfg publisher.JetStreamConfig) *publisher.JetStream {
+	tb.Helper()
+	p, err := publisher.NewJetStream(js, cfg)
+	if err != nil {
+		tb.Fatalf("NewJetStream: %v", err)
+	}
+	return p
+}

@@ -201,7 +201,7 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 		tr := newTrackingJS(env.js)
 		tr.failIDs[events[137].ID] = injected
 		tr.failIDs[events[150].ID] = injected // a later failure does not matter
-		p, _ := publisher.NewJetStream(tr, publisher.JetStreamConfig{Window: 32})
+		p := MustNewJetStream(t, tr, publisher.JetStreamConfig{Window: 32})
 		acked, err := p.Publish(t.Context(), events)
 		if acked != 137 || !errors.Is(err, injected) {
 			t.Fatalf("Publish = %d, %v; want 137 and the injected error", acked, err)
@@ -224,7 +224,7 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 		env := newJSEnv(t, 5*time.Second)
 		tr := newTrackingJS(env.js)
 		tr.hangIDs[events[42].ID] = true
-		p, _ := publisher.NewJetStream(tr, publisher.JetStreamConfig{Window: 32, AckTimeout: 300 * time.Millisecond})
+		p := MustNewJetStream(t, tr, publisher.JetStreamConfig{Window: 32, AckTimeout: 300 * time.Millisecond})
 		start := time.Now()
 		acked, err := p.Publish(t.Context(), events)
 		if acked != 42 || !errors.Is(err, publisher.ErrAckTimeout) {
@@ -240,7 +240,7 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 	t.Run("NoStreamForSubject", func(t *testing.T) {
 		t.Parallel()
 		env := newJSEnv(t, 5*time.Second)
-		p, _ := publisher.NewJetStream(env.js, publisher.JetStreamConfig{Prefix: "nostream"})
+		p := MustNewJetStream(t, env.js, publisher.JetStreamConfig{Prefix: "nostream"})
 		acked, err := p.Publish(t.Context(), events[:10])
 		if acked != 0 || err == nil {
 			t.Fatalf("Publish to subjects no stream captures = %d, %v; want 0 and an error", acked, err)
@@ -258,7 +258,7 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 			tr.gateIDs[e.ID] = true
 		}
 		const window = 8
-		p, _ := publisher.NewJetStream(tr, publisher.JetStreamConfig{Window: window, AckTimeout: 30 * time.Second})
+		p := MustNewJetStream(t, tr, publisher.JetStreamConfig{Window: window, AckTimeout: 30 * time.Second})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		var opened atomic.Bool
@@ -305,7 +305,7 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 func TestJetStreamPublishScanDedups(t *testing.T) {
 	t.Parallel()
 	env := newJSEnv(t, 5*time.Second)
-	p, _ := publisher.NewJetStream(env.js, publisher.JetStreamConfig{})
+	p := MustNewJetStream(t, env.js, publisher.JetStreamConfig{})
 	s := watcher.ScanSummary{Target: prod, Started: time.Now(), Complete: true}
 	for range 3 {
 		if err := p.PublishScan(t.Context(), s); err != nil {

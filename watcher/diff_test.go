@@ -143,14 +143,14 @@ func TestDiffDisappearanceNeedsTwoCompleteScansAndALookup(t *testing.T) {
 	if len(c.Events) != 0 {
 		t.Fatalf("first miss produced events: %v", transitions(c))
 	}
-	if r, _ := snap.Get("ins-b"); r.Missing != 1 {
-		t.Fatalf("missing = %d after one miss, want 1", r.Missing)
+	if r, ok := snap.Get("ins-b"); !ok || r.Missing != 1 {
+		t.Fatalf("missing = %d (known %v) after one miss, want 1", r.Missing, ok)
 	}
 	c = cycle(snap, scanOf(f, 2), f, DefaultPolicy())
 	if got, want := transitions(c), []string{"ins-b RUNNING->ABSENT #1"}; !slices.Equal(got, want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
-	if r, _ := snap.Get("ins-b"); r.State != Absent || r.Sequence != 1 {
+	if r, ok := snap.Get("ins-b"); !ok || r.State != Absent || r.Sequence != 1 {
 		t.Fatalf("record after disappearance = %+v, want a tombstone with sequence 1", r)
 	}
 	// A tombstone is not missing again, and a reappearing ID continues.
@@ -176,8 +176,8 @@ func TestDiffLookupThatFindsTheInstanceIsNoDisappearance(t *testing.T) {
 	if got, want := transitions(c), []string{"ins-b RUNNING->STOPPED #1"}; !slices.Equal(got, want) {
 		t.Fatalf("events = %v, want %v (the lookup's state, never ABSENT)", got, want)
 	}
-	if r, _ := snap.Get("ins-b"); r.Missing != 0 {
-		t.Errorf("missing = %d after the lookup found it, want 0", r.Missing)
+	if r, ok := snap.Get("ins-b"); !ok || r.Missing != 0 {
+		t.Errorf("missing = %d (known %v) after the lookup found it, want 0", r.Missing, ok)
 	}
 }
 
@@ -195,10 +195,10 @@ func TestDiffIncompleteScanInfersNoAbsence(t *testing.T) {
 			}
 		}
 	}
-	if r, _ := snap.Get("ins-a"); r.State != StateStopped {
+	if r, ok := snap.Get("ins-a"); !ok || r.State != StateStopped {
 		t.Errorf("incomplete scan did not update the state it saw: %+v", r)
 	}
-	if r, _ := snap.Get("ins-b"); r.Missing != 0 || r.State != StateRunning {
+	if r, ok := snap.Get("ins-b"); !ok || r.Missing != 0 || r.State != StateRunning {
 		t.Errorf("incomplete scans touched an unlisted instance: %+v", r)
 	}
 }
@@ -255,8 +255,8 @@ func TestDiffMassHoldReleasedWhenInstancesReturn(t *testing.T) {
 		t.Fatalf("glitch recovery produced events: %v", transitions(c))
 	}
 	for id := range f {
-		if r, _ := snap.Get(id); r.Missing != 0 {
-			t.Fatalf("%s still missing %d after it came back", id, r.Missing)
+		if r, ok := snap.Get(id); !ok || r.Missing != 0 {
+			t.Fatalf("%s still missing %d (known %v) after it came back", id, r.Missing, ok)
 		}
 	}
 }
@@ -286,7 +286,10 @@ func TestDiffDoesNotChangeItsInputs(t *testing.T) {
 	snap := NewSnapshot()
 	f := fleet{"ins-a": StateRunning}
 	cycle(snap, scanOf(f, 0), f, DefaultPolicy())
-	before, _ := snap.Get("ins-a")
+	before, ok := snap.Get("ins-a")
+	if !ok {
+		t.Fatal("ins-a not in the snapshot after its baseline")
+	}
 	d := Diff(snap, scanOf(fleet{"ins-a": StateStopped}, 1), DefaultPolicy())
 	d.Resolve(LookupResult{}, t0, t0)
 	if after, _ := snap.Get("ins-a"); after != before {

@@ -63,14 +63,40 @@ func newLoop(t *testing.T, regions []string, secretKey string, interval time.Dur
 	return l
 }
 
-func (l *loop) runningIDs(region string, n int) []string {
+// runningIDs returns the IDs of the first n instances of region in state
+// RUNNING; fewer is a fatal error.
+func (l *loop) runningIDs(t *testing.T, region string, n int) []string {
+	t.Helper()
 	var ids []string
 	for _, in := range l.sim.Instances(region) {
 		if in.InstanceState == "RUNNING" && len(ids) < n {
 			ids = append(ids, in.InstanceId)
 		}
 	}
+	if len(ids) < n {
+		t.Fatalf("%s has %d RUNNING instances, want %d", region, len(ids), n)
+	}
 	return ids
+}
+
+// stop sets the instances ids to STOPPED in the simulator.
+func (l *loop) stop(t *testing.T, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := l.sim.SetState(id, "STOPPED"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// outboxDepth is the depth of tg's outbox.
+func (l *loop) outboxDepth(t *testing.T, tg watcher.Target) int {
+	t.Helper()
+	depth, _, err := l.store.OutboxStats(t.Context(), tg)
+	if err != nil {
+		t.Fatalf("OutboxStats: %v", err)
+	}
+	return depth
 }
 
 func TestFailedCommitPublishesNothingAndKeepsTheSnapshot(t *testing.T) {
@@ -79,18 +105,18 @@ func TestFailedCommitPublishesNothingAndKeepsTheSnapshot(t *testing.T) {
 	if _, err := l.w.ScanOnce(t.Context(), tg); err != nil {
 		t.Fatal(err)
 	}
-	id := l.runningIDs("ap-guangzhou", 1)[0]
-	l.sim.SetState(id, "STOPPED")
+	id := l.runningIDs(t, "ap-guangzhou", 1)[0]
+	l.stop(t, id)
 
 	l.store.FailNextCommit(errors.New("disk full"))
 	if _, err := l.w.ScanOnce(t.Context(), tg); err == nil {
 		t.Fatal("ScanOnce hid the failed commit")
 	}
-	if n, _ := l.w.RelayOnce(t.Context(), tg); n != 0 || len(l.pub.Events()) != 0 {
-		t.Fatalf("a failed commit published %d events", len(l.pub.Events()))
+	if n, err := l.w.RelayOnce(t.Context(), tg); n != 0 || err != nil || len(l.pub.Events()) != 0 {
+		t.Fatalf("relay after a failed commit = %d, %v; published %d events, want none", n, err, len(l.pub.Events()))
 	}
-	if r, _ := l.w.Snapshot(tg).Get(id); r.State != "RUNNING" {
-		t.Fatalf("snapshot advanced past a failed commit: %+v", r)
+	if r, ok := l.w.Snapshot(tg).Get(id); !ok || r.State != "RUNNING" {
+		t.Fatalf("snapshot advanced past a failed commit: %+v (known %v)", r, ok)
 	}
 
 	c, err := l.w.ScanOnce(t.Context(), tg)
@@ -108,19 +134,25 @@ func TestFailedCommitPublishesNothingAndKeepsTheSnapshot(t *testing.T) {
 func TestRelayResendsFromTheFirstUnacknowledged(t *testing.T) {
 	l := newLoop(t, []string{"ap-guangzhou"}, "", time.Hour)
 	tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
-	l.w.ScanOnce(t.Context(), tg)
-	ids := l.runningIDs("ap-guangzhou", 6)
-	for _, id := range ids {
-		l.sim.SetState(id, "STOPPED")
+	if _, err := l.w.ScanOnce(t.Context(), tg); err != nil {
+		t.Fatalf("baseline ScanOnce: %v", err)
 	}
-	l.w.ScanOnce(t.Context(), tg)
+	ids := l.runningIDs(t, "ap-guangzhou", 6)
+	l.stop(t, ids...)
+	c, err := l.w.ScanOnce(t.Context(), tg)
+	if err != nil {
+		t.Fatalf("ScanOnce: %v", err)
+	}
+	if got, want := len(c.Events), 6; got != want {
+		t.Fatalf("scan committed %d events, want %d", got, want)
+	}
 
 	l.pub.FailAfter(2)
 	if n, err := l.w.RelayOnce(t.Context(), tg); n != 2 || err == nil {
 		t.Fatalf("relay = %d, %v; want 2 acked and an error", n, err)
 	}
-	if depth, _, _ := l.store.OutboxStats(t.Context(), tg); depth != 4 {
-		t.Fatalf("outbox depth = %d after 2 of 6 acked, want 4", depth)
+	if got, want := l.outboxDepth(t, tg), 4; got != want {
+		t.Fatalf("outbox depth = %d after 2 of 6 acked, want %d", got, want)
 	}
 	if n, err := l.w.RelayOnce(t.Context(), tg); n != 4 || err != nil {
 		t.Fatalf("second relay = %d, %v", n, err)
@@ -150,8 +182,8 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	id := l.runningIDs("ap-shanghai", 1)[0]
-	l.sim.SetState(id, "STOPPED")
+	id := l.runningIDs(t, "ap-shanghai", 1)[0]
+	l.stop(t, id)
 	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer wcancel()
 	got, err := l.pub.WaitFor(wctx, 1)
@@ -169,11 +201,11 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 
 	// Shutdown with the broker down: Run returns within the drain bound.
 	l.pub.SetDown(true)
-	id2 := l.runningIDs("ap-shanghai", 2)[1]
-	l.sim.SetState(id2, "STOPPED")
+	id2 := l.runningIDs(t, "ap-shanghai", 2)[1]
+	l.stop(t, id2)
 	sh := watcher.Target{Account: "acct", Region: "ap-shanghai"}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if depth, _, _ := l.store.OutboxStats(t.Context(), sh); depth > 0 {
+		if l.outboxDepth(t, sh) > 0 {
 			break // the change is committed and cannot be published
 		}
 		if time.Now().After(deadline) {
@@ -190,7 +222,7 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 		t.Fatal("Run did not return after shutdown")
 	}
 	// Whatever was not published is still in the outbox: nothing lost.
-	depth, _, _ := l.store.OutboxStats(t.Context(), sh)
+	depth := l.outboxDepth(t, sh)
 	if depth != 1 || len(l.pub.Events()) != 1 {
 		t.Fatalf("after shutdown: %d published + %d in the outbox, want the 2 events kept", len(l.pub.Events()), depth)
 	}
@@ -206,6 +238,9 @@ func TestPerTargetIntervalOverridesTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := w.Status()
+	if got, want := len(st), 2; got != want {
+		t.Fatalf("status lists %d targets, want %d", got, want)
+	}
 	if st[0].Interval != time.Hour || st[1].Interval != 5*time.Second {
 		t.Fatalf("intervals = %v, %v; want 1h and 5s", st[0].Interval, st[1].Interval)
 	}

@@ -186,7 +186,7 @@ func (h *harness) streamed() []watcher.Event {
 		if err != nil {
 			h.t.Fatalf("stream message %d: %v", seq, err)
 		}
-		if want, _ := e.Subject("cvm"); m.Subject != want {
+		if want, err := e.Subject("cvm"); err != nil || m.Subject != want {
 			h.t.Errorf("event %s stored on %s, want %s", e.ID, m.Subject, want)
 		}
 		if got := m.Header.Get(jetstream.MsgIDHeader); got != e.ID {
@@ -230,6 +230,14 @@ func checkChains(t *testing.T, events []watcher.Event) {
 			t.Errorf("%s event from %s after an event to %s", e.InstanceID, e.From, prev.To)
 		}
 		last[e.InstanceID] = e
+	}
+}
+
+// setState sets an instance's state in the simulator.
+func (h *harness) setState(id, state string) {
+	h.t.Helper()
+	if err := h.sim.SetState(id, state); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
@@ -330,16 +338,19 @@ func TestE2ERestartPublishesWhatChangedWhileDown(t *testing.T) {
 	h.scanAndRelay()
 	ids := h.running(2)
 	a, b := ids[0], ids[1]
-	h.sim.SetState(a, "STOPPED")
+	h.setState(a, "STOPPED")
 	h.scanAndRelay()
 	h.close()
 
-	h.sim.SetState(a, "RUNNING")
-	h.sim.SetState(b, "STOPPED")
+	h.setState(a, "RUNNING")
+	h.setState(b, "STOPPED")
 	h.open()
 	h.scanAndRelay()
 	got := summary(h.streamed())
 	want := []string{a + " RUNNING->STOPPED #1", a + " STOPPED->RUNNING #2", b + " RUNNING->STOPPED #1"}
+	if len(got) != len(want) {
+		t.Fatalf("stream = %v, want %v", got, want)
+	}
 	slices.Sort(got[1:])
 	slices.Sort(want[1:])
 	if !slices.Equal(got, want) {
@@ -356,7 +367,7 @@ func TestE2ENATSOutageOutboxGrowsThenDrainsInOrder(t *testing.T) {
 	ids := h.running(5)
 	for round := range 3 {
 		for _, id := range ids {
-			h.sim.SetState(id, []string{"STOPPING", "STOPPED", "STARTING"}[round])
+			h.setState(id, []string{"STOPPING", "STOPPED", "STARTING"}[round])
 		}
 		if c := h.scan(); len(c.Events) != 5 {
 			t.Fatalf("round %d: committed %d events while NATS is down, want 5", round, len(c.Events))
@@ -376,7 +387,11 @@ func TestE2ENATSOutageOutboxGrowsThenDrainsInOrder(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := h.relay()
-		if depth, _, _ = h.d.store.OutboxStats(t.Context(), h.target); depth == 0 {
+		var serr error
+		if depth, _, serr = h.d.store.OutboxStats(t.Context(), h.target); serr != nil {
+			t.Fatalf("OutboxStats: %v", serr)
+		}
+		if depth == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -398,7 +413,7 @@ func TestE2ECrashPointsLoseNothingAndDuplicateNothing(t *testing.T) {
 	ids := h.running(4)
 	// Crash after commit, before any publish: the outbox holds the events.
 	a := ids[0]
-	h.sim.SetState(a, "STOPPED")
+	h.setState(a, "STOPPED")
 	if c := h.scan(); len(c.Events) != 1 {
 		t.Fatalf("committed %d events", len(c.Events))
 	}
@@ -409,8 +424,10 @@ func TestE2ECrashPointsLoseNothingAndDuplicateNothing(t *testing.T) {
 	// Crash after publish, before the outbox is acknowledged: the relay
 	// re-publishes on restart and JetStream drops the duplicate.
 	b := ids[1]
-	h.sim.SetState(b, "STOPPED")
-	h.scan()
+	h.setState(b, "STOPPED")
+	if c := h.scan(); len(c.Events) != 1 {
+		t.Fatalf("committed %d events, want 1", len(c.Events))
+	}
 	entries, err := h.d.store.Outbox(t.Context(), h.target, 0, 100)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("outbox = %d entries (%v), want 1", len(entries), err)
@@ -428,10 +445,14 @@ func TestE2ECrashPointsLoseNothingAndDuplicateNothing(t *testing.T) {
 
 	// Crash mid-acknowledgement: two events published, only the first acked.
 	c1, c2 := ids[2], ids[3]
-	h.sim.SetState(c1, "STOPPED")
-	h.sim.SetState(c2, "STOPPED")
-	h.scan()
-	entries, _ = h.d.store.Outbox(t.Context(), h.target, 0, 100)
+	h.setState(c1, "STOPPED")
+	h.setState(c2, "STOPPED")
+	if c := h.scan(); len(c.Events) != 2 {
+		t.Fatalf("committed %d events, want 2", len(c.Events))
+	}
+	if entries, err = h.d.store.Outbox(t.Context(), h.target, 0, 100); err != nil || len(entries) != 2 {
+		t.Fatalf("outbox = %d entries (%v), want 2", len(entries), err)
+	}
 	if pub, err = h.d.publisher(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +572,9 @@ log:
 		t.Fatalf("no scan summary\n%s", stderr.String())
 	}
 	id := sim.Instances("ap-guangzhou")[0].InstanceId
-	sim.SetState(id, "STOPPED")
+	if err := sim.SetState(id, "STOPPED"); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case m := <-msgs:
 		if want := "cvm.state.e2e.ap-guangzhou." + id + ".RUNNING.STOPPED"; m.Subject != want {

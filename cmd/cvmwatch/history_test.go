@@ -30,8 +30,14 @@ func TestHistoryPrintsOneInstanceInOrderAndEnds(t *testing.T) {
 		f.publish(e, cliEvent("prod", "ap-guangzhou", fmt.Sprintf("ins-other%03d", i), 1, "RUNNING", "STOPPED", at))
 	}
 	// An exact replay stored outside the duplicate window (no Nats-Msg-Id).
-	body, _ := watcher.MarshalCloudEvent(mine[2])
-	subject, _ := mine[2].Subject("cvm")
+	body, err := watcher.MarshalCloudEvent(mine[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := mine[2].Subject("cvm")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := jetstreamPublishRaw(f, subject, body); err != nil {
 		t.Fatal(err)
 	}

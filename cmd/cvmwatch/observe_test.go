@@ -1,21 +1,29 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/store"
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-	body, _ := io.ReadAll(rec.Body)
+	body, err := io.ReadAll(rec.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", path, err)
+	}
 	return rec.Code, string(body)
 }
 
@@ -29,7 +37,9 @@ func TestMetricsAndHealthFollowTheLoop(t *testing.T) {
 	}
 	h.scanAndRelay()
 	id := h.running(1)[0]
-	h.sim.SetState(id, "STOPPED")
+	if err := h.sim.SetState(id, "STOPPED"); err != nil {
+		t.Fatal(err)
+	}
 	h.scanAndRelay()
 	now = time.Now()
 
@@ -63,6 +73,9 @@ func TestMetricsAndHealthFollowTheLoop(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusOK || ready.Status != "ready" {
 		t.Fatalf("/readyz after complete scans = %d %s (%v)", code, body, err)
 	}
+	if got, want := len(ready.Targets), 1; got != want {
+		t.Fatalf("/readyz lists %d targets, want %d: %s", got, want, body)
+	}
 	if got := ready.Targets[0].ByState["STOPPED"]; got < 1 {
 		t.Errorf("byState = %v, want STOPPED counted", ready.Targets[0].ByState)
 	}
@@ -77,23 +90,118 @@ func TestMetricsAndHealthFollowTheLoop(t *testing.T) {
 	}
 }
 
+// TestReadyzReportsAnOutboxThatDoesNotDrain asks the daemon's own health
+// server, while it runs, about a target that scans fine but whose outbox has
+// not drained for a day (NATS unreachable since): /readyz must be 503 and say
+// why. The day is not waited for: the event is aged in the store, as if the
+// previous run had committed it a day ago and the daemon restarted now.
 func TestReadyzReportsAnOutboxThatDoesNotDrain(t *testing.T) {
 	h := newHarness(t, 120)
 	h.scanAndRelay()
 	h.stopNATS()
-	h.sim.SetState(h.running(1)[0], "STOPPED")
-	h.scan()
-	if age := h.d.metrics.oldestAge(); age <= 0 {
-		t.Errorf("outbox_oldest_age_seconds = %v with an event waiting, want > 0", age)
+	if err := h.sim.SetState(h.running(1)[0], "STOPPED"); err != nil {
+		t.Fatal(err)
 	}
-	now := time.Now().Add(3*h.d.watcher.Interval() + time.Minute)
-	// The scan is fresh enough at `now` only if we pretend it just ran; move
-	// LastComplete's judgement out of the way by checking the outbox reason.
-	st := h.d.watcher.Status()[0]
-	st.LastComplete = now
-	got := judge(st, h.d.watcher.Interval(), now)
-	if got.Ready || !strings.Contains(got.Reason, "outbox not draining: 1 events") {
-		t.Fatalf("judge = %+v, want not ready because the outbox does not drain", got)
+	if got, want := len(h.scan().Events), 1; got != want {
+		t.Fatalf("scan with NATS down committed %d events, want %d", got, want)
+	}
+	h.close()
+	const age = 24 * time.Hour // far beyond 3 intervals of 1h
+	ageOutbox(t, filepath.Join(h.cfg.DataDir, "cvmwatch.db"), h.target, age)
+
+	h.cfg.Poll.Jitter = 0.9 // of a 1h interval: the loop does not scan during the test
+	h.open()
+	// A complete scan just now: the scan is fresh, only the outbox is stale.
+	if c := h.scan(); !c.Meta.LastComplete.After(time.Now().Add(-time.Hour)) {
+		t.Fatalf("scan after the restart: last complete %v, want now", c.Meta.LastComplete)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	resp, err := http.Get("http://" + h.d.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
+		t.Fatalf("/readyz = %d %s, want %d", got, body, want)
+	}
+	var ready struct {
+		Status  string
+		Targets []targetHealth
+	}
+	if err := json.Unmarshal(body, &ready); err != nil {
+		t.Fatalf("/readyz body %s: %v", body, err)
+	}
+	if got, want := ready.Status, "not ready"; got != want {
+		t.Errorf("/readyz status = %q, want %q", got, want)
+	}
+	if got, want := len(ready.Targets), 1; got != want {
+		t.Fatalf("/readyz lists %d targets, want %d: %s", got, want, body)
+	}
+	th := ready.Targets[0]
+	if th.Ready || !strings.HasPrefix(th.Reason, "outbox not draining: 1 events, oldest 24h") {
+		t.Errorf("/readyz target = ready %v, reason %q; want not ready because the outbox does not drain", th.Ready, th.Reason)
+	}
+	if got, want := th.OutboxDepth, 1; got != want {
+		t.Errorf("outboxDepth = %d, want %d", got, want)
+	}
+	if th.OutboxOldestAge < age.Seconds() {
+		t.Errorf("outboxOldestAgeSeconds = %v, want at least %v", th.OutboxOldestAge, age.Seconds())
+	}
+}
+
+// ageOutbox moves the ObservedAt of every event in target's outbox back by
+// age, keeping its id and place: the outbox a run that committed them age
+// ago would have left.
+func ageOutbox(t *testing.T, path string, target watcher.Target, age time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	entries, err := st.Outbox(ctx, target, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 {
+		t.Fatal("no outbox entry to age")
+	}
+	meta, err := st.Load(ctx, target, func(watcher.Record) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Acknowledge(ctx, target, entries[len(entries)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	var events []watcher.Event
+	for _, e := range entries {
+		ev := e.Event
+		ev.ObservedAt = ev.ObservedAt.Add(-age)
+		if !ev.PreviousObservedAt.IsZero() {
+			ev.PreviousObservedAt = ev.PreviousObservedAt.Add(-age)
+		}
+		events = append(events, ev)
+	}
+	if _, _, err := st.Commit(ctx, target, watcher.Commit{Events: events, Meta: meta}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -171,8 +171,11 @@ nats: {user: someone, password: %s, token: %s}
 		cancel()
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading /metrics: %v", err)
+	}
 	assertNoLeak(t, "/metrics", string(body))
 	if !strings.Contains(string(body), `code="AuthFailure.SignatureFailure"`) {
 		t.Errorf("/metrics does not count the auth failures")

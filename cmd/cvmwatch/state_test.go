@@ -18,7 +18,7 @@ func TestStateFromTheDaemonAPIAndFromTheDatabase(t *testing.T) {
 	h := newHarness(t, 120)
 	h.scanAndRelay()
 	id := h.running(1)[0]
-	h.sim.SetState(id, "STOPPED")
+	h.setState(id, "STOPPED")
 	h.scanAndRelay()
 
 	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now))

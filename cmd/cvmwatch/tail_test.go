@@ -118,7 +118,10 @@ func TestTailJSONIsTheCloudEventAsPublished(t *testing.T) {
 	}
 	cliWait(t, "two lines", func() bool { return len(cliLines(r.stdout.String())) == 2 }, r.dump)
 	for i, line := range cliLines(r.stdout.String()) {
-		body, _ := watcher.MarshalCloudEvent(events[i])
+		body, err := watcher.MarshalCloudEvent(events[i])
+		if err != nil {
+			t.Fatal(err)
+		}
 		if line != string(body) {
 			t.Errorf("line %d = %s\nwant the published body %s", i, line, body)
 		}

@@ -28,15 +28,18 @@ func TestRegionListerThroughTheSDK(t *testing.T) {
 		t.Fatalf("regions = %v, want %v", got, want)
 	}
 	srv.SetAdvertisedRegions([]string{"ap-shanghai", "ap-beijing", "ap-guangzhou"})
-	if got, _ = l.List(t.Context()); !slices.Equal(got, []string{"ap-beijing", "ap-guangzhou", "ap-shanghai"}) {
-		t.Fatalf("regions after a change = %v", got)
+	if got, err = l.List(t.Context()); err != nil || !slices.Equal(got, []string{"ap-beijing", "ap-guangzhou", "ap-shanghai"}) {
+		t.Fatalf("regions after a change = %v (%v)", got, err)
 	}
 	srv.SetAdvertisedRegions([]string{"ap-guangzhou", "bad.region"})
 	if _, err := l.List(t.Context()); err == nil {
 		t.Fatal("a region name that is not a subject token was accepted")
 	}
 
-	bad, _ := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, "wrong")})
+	bad, err := cvm.NewRegionLister(cvm.ClientConfig{Endpoint: srv.URL(), Credential: common.NewCredential(cvmsim.DefaultSecretID, "wrong")})
+	if err != nil {
+		t.Fatalf("NewRegionLister: %v", err)
+	}
 	if _, err := bad.List(t.Context()); !errors.Is(err, watcher.ErrAuth) {
 		t.Fatalf("wrong key: %v, want ErrAuth", err)
 	}

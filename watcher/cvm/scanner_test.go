@@ -151,12 +151,42 @@ func TestScanAuthFailureIsNotRetried(t *testing.T) {
 }
 
 func TestScanAuthFailureMidScanStopsTheOtherPages(t *testing.T) {
-	srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 2000})
-	s, _ := mustNewScanner(t, srv, scannerOptions{})
-	srv.AddFault(cvmsim.Fault{Kind: cvmsim.FaultError, Code: "AuthFailure.UnauthorizedOperation", Offset: intp(100)})
+	const instances = 2000 // 20 pages: far more than one round of workers
+	srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: instances})
+	// The page at offset 100 fails auth at once; every later page hangs in
+	// the simulator, so only the scan giving up can end it before the
+	// request timeout. Had the other pages gone on, each hung one would
+	// time out (one attempt) and free its worker for the next offset, until
+	// all 20 pages had been sent.
+	s, _ := mustNewScanner(t, srv, scannerOptions{timeout: 10 * time.Second, attempts: 1})
+	authFault := srv.AddFault(cvmsim.Fault{Kind: cvmsim.FaultError, Code: "AuthFailure.UnauthorizedOperation", Offset: intp(100)})
+	for off := 2 * cvm.PageSize; off < instances; off += cvm.PageSize {
+		srv.AddFault(cvmsim.Fault{Kind: cvmsim.FaultTimeout, Offset: intp(off)})
+	}
 	scan, err := s.Scan(t.Context())
 	if !errors.Is(err, watcher.ErrAuth) || scan.Complete {
 		t.Fatalf("Scan = complete %v, %v; want incomplete with ErrAuth", scan.Complete, err)
+	}
+	fired := -1
+	for _, f := range srv.Faults() {
+		if f.ID == authFault {
+			fired = f.Fired
+		}
+	}
+	if got, want := fired, 1; got != want {
+		t.Fatalf("auth fault fired %d times, want %d (once, not retried)", got, want)
+	}
+	// The first page, then at most one round of the page workers: the
+	// offset-100 page and the ones already in flight beside it.
+	maxRequests := 1 + cvm.DefaultPageConcurrency
+	if got := srv.Stats().Requests[cvm.ActionDescribeInstancesStatus]; got > int64(maxRequests) {
+		t.Errorf("simulator got %d requests of a %d-page scan after an auth failure, want at most %d", got, instances/cvm.PageSize, maxRequests)
+	}
+	if got := scan.Stats.Requests; got > maxRequests {
+		t.Errorf("scan counted %d requests after an auth failure, want at most %d", got, maxRequests)
+	}
+	if got, want := len(scan.Observations), cvm.PageSize; got != want {
+		t.Errorf("observations = %d, want %d (the first page only)", got, want)
 	}
 }
 
@@ -202,7 +232,13 @@ func TestScanHostileAndNullItemsFromFaults(t *testing.T) {
 			srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 250})
 			s, _ := mustNewScanner(t, srv, scannerOptions{attempts: 2})
 			srv.AddFault(cvmsim.Fault{Kind: kind})
-			scan, _ := s.Scan(t.Context())
+			scan, err := s.Scan(t.Context())
+			if (err == nil) != scan.Complete {
+				t.Fatalf("Scan = complete %v with error %v; err must be nil exactly when complete", scan.Complete, err)
+			}
+			if len(scan.Observations) == 0 {
+				t.Fatalf("no observation under %s (err %v); the test proves nothing", kind, err)
+			}
 			tr := truth(srv)
 			for _, o := range scan.Observations {
 				if err := watcher.ValidateObservation(o); err != nil {
@@ -276,7 +312,10 @@ func TestScanOffsetShiftNeverLosesAnInstanceForGood(t *testing.T) {
 			srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 300})
 			srv.AddFault(cvmsim.Fault{Kind: kind, Offset: intp(200), Count: 1})
 			s, _ := mustNewScanner(t, srv, scannerOptions{})
-			scan, _ := s.Scan(t.Context())
+			scan, err := s.Scan(t.Context())
+			if (err == nil) != scan.Complete {
+				t.Fatalf("Scan = complete %v with error %v; err must be nil exactly when complete", scan.Complete, err)
+			}
 			if !scan.Stats.CountDrift {
 				t.Errorf("offset shift not detected: %+v", scan.Stats)
 			}
@@ -289,12 +328,24 @@ func TestScanOffsetShiftNeverLosesAnInstanceForGood(t *testing.T) {
 					missed = append(missed, id)
 				}
 			}
+			if len(missed) == 0 {
+				t.Fatalf("the %s fault made paging miss no instance; the test proves nothing", kind)
+			}
 			res, err := s.Lookup(t.Context(), missed)
 			if err != nil {
 				t.Fatalf("Lookup: %v", err)
 			}
 			if len(res.Absent) != 0 {
 				t.Errorf("lookup calls existing instances absent: %v", res.Absent)
+			}
+			found := map[string]string{}
+			for _, o := range res.Found {
+				found[o.InstanceID] = string(o.State)
+			}
+			for _, id := range missed {
+				if got, want := found[id], tr[id]; got != want {
+					t.Errorf("lookup of %s missed by paging = %q, want %q", id, got, want)
+				}
 			}
 			for _, o := range scan.Observations {
 				if _, ok := tr[o.InstanceID]; !ok && kind == cvmsim.FaultShiftInsert {
@@ -464,7 +515,10 @@ func TestLookupProvesNothingItCouldNotCheck(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			id := srv.AddFault(cvmsim.Fault{Kind: kind, Code: "InternalError", TotalCount: 7})
 			defer srv.RemoveFault(id)
-			res, _ := s.Lookup(t.Context(), []string{srv.Instances(testRegion)[0].InstanceId, gone})
+			res, err := s.Lookup(t.Context(), []string{srv.Instances(testRegion)[0].InstanceId, gone})
+			if err == nil {
+				t.Errorf("Lookup under %s returned no error: %+v", kind, res)
+			}
 			if slices.Contains(res.Absent, srv.Instances(testRegion)[0].InstanceId) {
 				t.Errorf("existing instance called absent under %s: %+v", kind, res)
 			}

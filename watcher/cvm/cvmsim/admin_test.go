@@ -25,7 +25,10 @@ func admin(tb testing.TB, srv *cvmsim.Server, method, path, body string) (int, [
 		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return resp.StatusCode, b
 }
 

@@ -176,8 +176,11 @@ func TestFaultResponseShapes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
 			!strings.Contains(string(body), "502 Bad Gateway") {
 			t.Fatalf("got %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
