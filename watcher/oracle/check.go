@@ -83,9 +83,9 @@ func (v Violation) String() string {
 // Violations is empty; the counts say what the checks had to judge, so that
 // a pass shows it looked at something.
 type Report struct {
-	Messages   int `json:"messages"`    // state messages read: each one's form, subject, id and Nats-Msg-Id checked
-	Events     int `json:"events"`      // distinct events: checked for duplicates and conflicts
-	Instances  int `json:"instances"`   // instances with at least one event: each chain's sequence and from/to checked
+	Messages   int `json:"messages"`     // state messages read: each one's form, subject, id and Nats-Msg-Id checked
+	Events     int `json:"events"`       // distinct events: checked for duplicates and conflicts
+	Instances  int `json:"instances"`    // instances with at least one event: each chain's sequence and from/to checked
 	TruthSteps int `json:"truthChanges"` // true changes considered (0 without truth)
 	// Justified counts the events compared with the true history (0 without
 	// truth): each must be a step of it whose window contains the change.
