@@ -228,7 +228,8 @@ func readStream(ctx context.Context, url string, opts ...nats.Option) ([]oracle.
 	if err != nil {
 		return nil, err
 	}
-	return publisher.ReadStream(ctx, js, "CVMWATCH", "cvm")
+	stored, err := publisher.ReadStream(ctx, js, "CVMWATCH", "cvm")
+	return oracleMessages(stored), err
 }
 
 // readScans returns how many scan summaries the stream holds and the

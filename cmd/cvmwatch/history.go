@@ -10,11 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
-
-// historyBatch is how many messages one fetch of history asks for.
-const historyBatch = 256
 
 // historyFlags are the flags of "cvmwatch history".
 type historyFlags struct {
@@ -78,49 +76,23 @@ func runHistory(ctx context.Context, f historyFlags, id string, w *eventWriter, 
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
-	defer cancel()
-	stream, err := lookupStream(cctx, js, f.stream, f.nats.server)
+	subject := publisher.InstanceFilter(f.nats.prefix, id)
+	msgs, err := publisher.ReadAll(ctx, js, f.stream, subject)
 	if err != nil {
-		return err
+		return explainStreamError(err, f.stream, f.nats.server)
 	}
-	subject := f.nats.prefix + ".state.*.*." + id + ".>"
-	cons, err := stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: consumer on %s: %w", f.stream, subject, err)
-	}
-
 	h := &historyChecker{stderr: stderr, last: map[watcher.Target]watcher.Event{}, ids: map[string]bool{}}
-	for {
-		if err := ctx.Err(); err != nil {
+	for _, m := range msgs {
+		if err := h.print(w, m.Subject, m.Data); err != nil {
 			return err
-		}
-		// No wait: a fetch returns what the stream holds now, so reading
-		// ends at the end of the stream instead of waiting for more.
-		batch, err := cons.FetchNoWait(historyBatch)
-		if err != nil {
-			return fmt.Errorf("stream %s: read %s: %w", f.stream, subject, err)
-		}
-		n, pending := 0, uint64(0)
-		for m := range batch.Messages() {
-			n++
-			if md, err := m.Metadata(); err == nil {
-				pending = md.NumPending
-			}
-			if err := h.print(w, m.Subject(), m.Data()); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("stream %s: read %s: %w", f.stream, subject, err)
-		}
-		if n == 0 || pending == 0 {
-			break
 		}
 	}
 	if h.printed == 0 {
+		cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+		defer cancel()
+		if c, err := publisher.DescribeStream(cctx, js, f.stream, f.nats.prefix); err == nil && c.UnderPrefix == 0 {
+			return errors.New(emptyStreamReason(cctx, js, f.stream, f.nats.prefix, 0))
+		}
 		return fmt.Errorf("no events of instance %s in stream %s (subject %s)", id, f.stream, subject)
 	}
 	if h.duplicates > 0 {

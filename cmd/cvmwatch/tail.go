@@ -169,66 +169,46 @@ func runTail(ctx context.Context, f tailFlags, subject string, w *eventWriter, s
 	}
 }
 
-// replayAndFollow reads subject from the stream with an ordered consumer,
-// from --since ago or from the start, and keeps following it.
+// replayAndFollow reads subject from the stream, from --since ago or from
+// the start, and keeps following it. A stream that holds no event under the
+// prefix is said so on stderr before it waits for one.
 func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subject string, w *eventWriter, stderr io.Writer) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	var start time.Time
 	from := "the start"
 	if !f.all {
-		start := time.Now().Add(-f.since)
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cfg.OptStartTime = &start
+		start = time.Now().Add(-f.since)
 		from = start.Format(lineTimeFormat)
 	}
 	cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
 	defer cancel()
-	stream, err := lookupStream(cctx, js, f.stream, f.nats.server)
+	c, err := publisher.DescribeStream(cctx, js, f.stream, f.nats.prefix)
 	if err != nil {
-		return err
+		return explainStreamError(err, f.stream, f.nats.server)
 	}
-	cons, err := stream.OrderedConsumer(cctx, cfg)
-	if err != nil {
-		return fmt.Errorf("stream %s: consumer on %s: %w", f.stream, subject, err)
+	if c.UnderPrefix == 0 {
+		fmt.Fprintf(stderr, "tail: %s\n", emptyStreamReason(cctx, js, f.stream, f.nats.prefix, 0))
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("stream %s: read %s: %w", f.stream, subject, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
 	fmt.Fprintf(stderr, "tail: replaying %s from stream %s since %s, then following (Ctrl-C to stop)\n", subject, f.stream, from)
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("stream %s: %w", f.stream, err)
-		}
-		if err := printMsg(w, m.Subject(), m.Data(), stderr); err != nil {
-			return err
-		}
-	}
+	err = publisher.Follow(ctx, js, f.stream, subject, start, func(m publisher.StoredMessage) error {
+		return printMsg(w, m.Subject, m.Data, stderr)
+	})
+	return explainStreamError(err, f.stream, f.nats.server)
 }
 
-// lookupStream returns the stream, or an error that says it does not exist
-// on that server.
-func lookupStream(ctx context.Context, js jetstream.JetStream, name, server string) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, name)
+// explainStreamError says what a stream reader's error means for the user:
+// which stream is missing where, or that the server stores nothing.
+func explainStreamError(err error, stream, server string) error {
 	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, fmt.Errorf("stream %s does not exist on %s (is cvmwatch publishing there with nats.stream %s? see --stream)", name, publisher.Redact(server), name)
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrJetStreamNotEnabled):
-		return nil, fmt.Errorf("%s has no JetStream: nothing is stored to read (is cvmwatch in nats.mode core?)", publisher.Redact(server))
-	case err != nil:
-		return nil, fmt.Errorf("stream %s: %w", name, err)
+	case errors.Is(err, publisher.ErrNoStream):
+		return fmt.Errorf("stream %s does not exist on %s (is cvmwatch publishing there with nats.stream %s? see --stream)", stream, publisher.Redact(server), stream)
+	case errors.Is(err, publisher.ErrNoJetStream):
+		return fmt.Errorf("%s has no JetStream: nothing is stored to read (is cvmwatch in nats.mode core?)", publisher.Redact(server))
 	}
-	return s, nil
+	return err
 }
 
 // printMsg prints one message. One that is not an event is reported on

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +30,8 @@ type verifyFlags struct {
 	baselineStart string
 	baselineEnd   string
 	regions       []string
+	allowEmpty    bool
+	json          bool
 }
 
 // errViolations makes verify exit 1 after printing the report.
@@ -49,6 +55,12 @@ watcher caught up) nothing may be lost: each instance's last event ends in its
 true state, and every state held longer than --must-see is in the chain.
 These need to know how the baseline was taken: --announced, or the window of
 a silent baseline (--baseline-start, --baseline-end).
+
+The report says what each check judged (messages, events, instances, true
+changes, the span of time covered), so that a pass shows it had material.
+A stream that holds no event under --prefix fails: nothing was checked.
+When it holds messages under another prefix, the message names it. Pass
+--allow-empty where an empty stream is expected.
 
 Exit status 0 when the stream keeps every guarantee, 1 otherwise.`,
 		Example: `  cvmwatch verify --stream CVMWATCH
@@ -75,6 +87,8 @@ Exit status 0 when the stream keeps every guarantee, 1 otherwise.`,
 	fl.StringVar(&f.baselineStart, "baseline-start", "", "RFC 3339 time the watcher first started (silent baseline)")
 	fl.StringVar(&f.baselineEnd, "baseline-end", "", "RFC 3339 time its first complete scan ended (silent baseline)")
 	fl.StringSliceVar(&f.regions, "regions", nil, "regions the watcher watches (default: every region of the simulator)")
+	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "pass on a stream with no event under --prefix (it is expected to be empty)")
+	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	return c
 }
 
@@ -127,14 +141,76 @@ func runVerify(ctx context.Context, c *cobra.Command, f verifyFlags, opts oracle
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	msgs, err := publisher.ReadStream(rctx, js, f.stream, f.nats.prefix)
+	stored, err := publisher.ReadStream(rctx, js, f.stream, f.nats.prefix)
 	if err != nil {
+		return explainStreamError(err, f.stream, f.nats.server)
+	}
+	r := oracle.Check(oracleMessages(stored), truth, opts)
+	if err := printReport(c.OutOrStdout(), r, f.json); err != nil {
 		return err
 	}
-	r := oracle.Check(msgs, truth, opts)
-	fmt.Fprintln(c.OutOrStdout(), r.String())
 	if !r.OK() {
 		return errViolations
+	}
+	if r.Messages == 0 && !f.allowEmpty {
+		cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+		defer cancel()
+		return fmt.Errorf("%w: %s; --allow-empty if an empty stream is expected", errNothingChecked,
+			emptyStreamReason(cctx, js, f.stream, f.nats.prefix, r.TruthSteps))
+	}
+	return nil
+}
+
+// errNothingChecked makes verify exit 1: a check that read nothing proves
+// nothing.
+var errNothingChecked = errors.New("nothing was checked")
+
+// emptyStreamReason says why a reader found no event under prefix in
+// stream: the stream holds nothing, or holds messages under other prefixes
+// (named, from its configuration). truthChanges > 0 adds that the ground
+// truth has changes an event should have recorded.
+func emptyStreamReason(ctx context.Context, js jetstream.JetStream, stream, prefix string, truthChanges int) string {
+	why := fmt.Sprintf("stream %s holds no event under %s", stream, publisher.StateFilter(prefix))
+	if c, err := publisher.DescribeStream(ctx, js, stream, prefix); err == nil && c.Messages > 0 {
+		why = fmt.Sprintf("stream %s holds %d messages, none of them under %s; it captures %s",
+			stream, c.Messages, publisher.StateFilter(prefix), strings.Join(c.Subjects, ", "))
+		if p := slices.DeleteFunc(c.Prefixes(), func(s string) bool { return s == prefix }); len(p) > 0 {
+			why += fmt.Sprintf(" (try --prefix %s)", strings.Join(p, " or --prefix "))
+		}
+	}
+	if truthChanges > 0 {
+		why += fmt.Sprintf(", while the simulator's truth records %d changes", truthChanges)
+	}
+	return why
+}
+
+// oracleMessages hands the stored messages to the oracle.
+func oracleMessages(stored []publisher.StoredMessage) []oracle.Message {
+	out := make([]oracle.Message, len(stored))
+	for i, m := range stored {
+		out[i] = oracle.Message{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Data: m.Data}
+	}
+	return out
+}
+
+// printReport prints what each check judged and the violations, or the
+// report as JSON.
+func printReport(w io.Writer, r oracle.Report, asJSON bool) error {
+	if asJSON {
+		if r.Violations == nil {
+			r.Violations = []oracle.Violation{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	if _, err := fmt.Fprintln(w, r.String()); err != nil {
+		return err
+	}
+	for _, line := range r.Judged() {
+		if _, err := fmt.Fprintln(w, "  checked "+line); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -67,9 +67,9 @@ type ScanWindow struct {
 
 // Violation is one broken guarantee.
 type Violation struct {
-	Kind     string // duplicate, conflict, malformed, chain, unjustified, lost
-	Instance string // region/instanceId, "" for stream-level problems
-	Detail   string
+	Kind     string `json:"kind"`               // duplicate, conflict, malformed, chain, unjustified, lost
+	Instance string `json:"instance,omitempty"` // region/instanceId, "" for stream-level problems
+	Detail   string `json:"detail"`
 }
 
 func (v Violation) String() string {
@@ -80,13 +80,27 @@ func (v Violation) String() string {
 }
 
 // Report is the outcome of Check. The stream keeps its guarantees iff
-// Violations is empty.
+// Violations is empty; the counts say what the checks had to judge, so that
+// a pass shows it looked at something.
 type Report struct {
-	Messages   int // state messages read
-	Events     int // distinct events
-	Instances  int // instances with at least one event
-	TruthSteps int // true changes considered (0 without truth)
-	Violations []Violation
+	Messages   int `json:"messages"`     // state messages read: each one's form, subject, id and Nats-Msg-Id checked
+	Events     int `json:"events"`       // distinct events: checked for duplicates and conflicts
+	Instances  int `json:"instances"`    // instances with at least one event: each chain's sequence and from/to checked
+	TruthSteps int `json:"truthChanges"` // true changes considered (0 without truth)
+	// Justified counts the events compared with the true history (0 without
+	// truth): each must be a step of it whose window contains the change.
+	Justified int `json:"justified"`
+	// FinalChecked counts the instances whose final true state was compared
+	// with their last event (0 unless Options.End is set).
+	FinalChecked int `json:"finalChecked"`
+	// MustSeeChecked counts the true states held at least Options.MustSee
+	// that were looked for in the chains.
+	MustSeeChecked int `json:"mustSeeChecked"`
+	// First and Last bound the events' observation times (zero without
+	// events): the span of history the checks covered.
+	First      time.Time   `json:"first,omitzero"`
+	Last       time.Time   `json:"last,omitzero"`
+	Violations []Violation `json:"violations"`
 }
 
 // OK reports whether no guarantee was broken.
@@ -96,6 +110,24 @@ func (r Report) OK() bool { return len(r.Violations) == 0 }
 func (r Report) Summary() string {
 	return fmt.Sprintf("messages=%d events=%d instances=%d truth_changes=%d violations=%d",
 		r.Messages, r.Events, r.Instances, r.TruthSteps, len(r.Violations))
+}
+
+// Judged lists, one line per check, what each check judged.
+func (r Report) Judged() []string {
+	span := "no events"
+	if r.Events > 0 {
+		span = fmt.Sprintf("events observed from %s to %s (%s)", r.First.UTC().Format(time.RFC3339), r.Last.UTC().Format(time.RFC3339),
+			r.Last.Sub(r.First).Round(time.Second))
+	}
+	return []string{
+		fmt.Sprintf("form, subject and id: %d messages", r.Messages),
+		fmt.Sprintf("duplicates and conflicts: %d distinct events", r.Events),
+		fmt.Sprintf("per-instance chains: %d instances", r.Instances),
+		fmt.Sprintf("events compared with the true history: %d of %d, against %d true changes", r.Justified, r.Events, r.TruthSteps),
+		fmt.Sprintf("final states (nothing lost): %d instances", r.FinalChecked),
+		fmt.Sprintf("states held at least --must-see: %d", r.MustSeeChecked),
+		"span: " + span,
+	}
 }
 
 // Check judges msgs (every state message of the stream, in stream order)
@@ -149,6 +181,12 @@ func decode(msgs []Message, prefix string, r *Report) map[string][]watcher.Event
 		byID[e.ID] = m.Data
 		chains[key] = append(chains[key], e)
 		r.Events++
+		if r.First.IsZero() || e.ObservedAt.Before(r.First) {
+			r.First = e.ObservedAt
+		}
+		if e.ObservedAt.After(r.Last) {
+			r.Last = e.ObservedAt
+		}
 	}
 	return chains
 }

@@ -62,6 +62,7 @@ func checkTruth(chains map[string][]watcher.Event, truth []cvmsim.Change, opts O
 		cursor := 0
 		for i, e := range chains[key] {
 			b := justify(tl, cursor, e, i == 0, opts)
+			r.Justified++
 			if b < 0 {
 				r.add("unjustified", key, "event #%d %s->%s window [%s, %s] is no step of the true history %s",
 					e.Sequence, e.From, e.To, ts(e.PreviousObservedAt), ts(e.ObservedAt), history(tl, cursor, tol, e))
@@ -144,6 +145,9 @@ func heldDuring(tl []segment, state watcher.State, from, to time.Time) bool {
 // checkLoss verifies the final state and the must-see states of one instance.
 func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *Report) {
 	final := tl[len(tl)-1].state
+	if len(evs) > 0 || baselineKnown(opts) {
+		r.FinalChecked++ // else an instance without events kept its unknown baseline state: nothing to compare
+	}
 	switch {
 	case len(evs) > 0:
 		if last := evs[len(evs)-1]; last.To != final {
@@ -181,6 +185,7 @@ func checkLoss(key string, tl []segment, evs []watcher.Event, opts Options, r *R
 		if len(evs) == 0 && !announced(opts) && heldDuring(tl, s.state, opts.BaselineStart, opts.BaselineEnd) {
 			continue // the baseline state, never left as far as a poller can tell
 		}
+		r.MustSeeChecked++
 		if !seen(evs, s.state, s.start, stop, opts.Tolerance) {
 			r.add("lost", key, "state %s held from %s to %s (%s) is not in the chain", s.state, ts(s.start), ts(stop), stop.Sub(s.start).Round(time.Millisecond))
 		}

@@ -1,0 +1,217 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Sentinels of the stream readers, for callers that explain them.
+var (
+	// ErrNoStream: the stream does not exist on the server.
+	ErrNoStream = errors.New("no such stream")
+	// ErrNoJetStream: the server has no JetStream, so it stores nothing.
+	ErrNoJetStream = errors.New("the server has no JetStream")
+)
+
+// StoredMessage is one message as a stream stores it.
+type StoredMessage struct {
+	Seq     uint64 // stream sequence
+	Subject string
+	MsgID   string    // the Nats-Msg-Id header
+	Time    time.Time // when the stream stored it
+	Data    []byte    // the caller's own copy
+}
+
+// StateFilter is the subject filter of every state event under prefix
+// (DefaultPrefix if empty).
+func StateFilter(prefix string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return prefix + ".state.>"
+}
+
+// InstanceFilter is the subject filter of one instance's state events.
+func InstanceFilter(prefix, instanceID string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return prefix + ".state.*.*." + instanceID + ".>"
+}
+
+// ReadStream reads every state message under prefix stored in stream (see
+// ReadAll).
+func ReadStream(ctx context.Context, js jetstream.JetStream, stream, prefix string) ([]StoredMessage, error) {
+	return ReadAll(ctx, js, stream, StateFilter(prefix))
+}
+
+// ReadAll reads the messages of stream whose subjects match filter, in
+// stream order, from the first one stored to the last one stored when it
+// started, with an ordered consumer (nothing is left on the server). It never
+// waits for messages to come. On an error it returns what it read so far.
+func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string) ([]StoredMessage, error) {
+	s, err := lookup(ctx, js, stream)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	want := int(info.NumPending)
+	out := make([]StoredMessage, 0, want)
+	for len(out) < want {
+		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchContext(ctx))
+		if err != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		for m := range batch.Messages() {
+			sm, err := stored(m)
+			if err != nil {
+				return out, fmt.Errorf("read stream %s: %w", stream, err)
+			}
+			out = append(out, sm)
+		}
+		if err := batch.Error(); err != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, ctx.Err())
+		}
+	}
+	return out, nil
+}
+
+// Follow calls fn with each message of stream whose subject matches filter,
+// in stream order: first those stored since start (from the first one if
+// start is zero), then each new one as it is stored, until ctx ends (then it
+// returns nil) or fn returns an error (which it returns).
+func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, start time.Time, fn func(StoredMessage) error) error {
+	s, err := lookup(ctx, js, stream)
+	if err != nil {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !start.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("stream %s: consumer on %s: %w", stream, filter, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("stream %s: read %s: %w", stream, filter, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		sm, err := stored(m)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		if err := fn(sm); err != nil {
+			return err
+		}
+	}
+}
+
+// StreamContents says what a stream captures and what it holds.
+type StreamContents struct {
+	Subjects []string // the subjects it captures, from its configuration
+	Messages uint64   // messages it holds
+	// UnderPrefix counts the messages it holds under the prefix asked for
+	// (its state events).
+	UnderPrefix uint64
+}
+
+// Prefixes returns the prefixes of the subjects the stream captures: the
+// first token of each, where that is a literal token ("cvmbig" for
+// "cvmbig.>"), in order, without repeats.
+func (c StreamContents) Prefixes() []string {
+	var out []string
+	for _, s := range c.Subjects {
+		first, _, _ := strings.Cut(s, ".")
+		if first == "" || first == "*" || first == ">" || strings.HasPrefix(first, "$") || slices.Contains(out, first) {
+			continue
+		}
+		out = append(out, first)
+	}
+	return out
+}
+
+// DescribeStream says what stream captures and holds, and how many of its
+// messages are state events under prefix.
+func DescribeStream(ctx context.Context, js jetstream.JetStream, stream, prefix string) (StreamContents, error) {
+	s, err := lookup(ctx, js, stream)
+	if err != nil {
+		return StreamContents{}, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return StreamContents{}, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	c := StreamContents{Subjects: info.Config.Subjects, Messages: info.State.Msgs}
+	if c.Messages == 0 {
+		return c, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{StateFilter(prefix)}})
+	if err != nil {
+		return c, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return c, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	c.UnderPrefix = ci.NumPending
+	return c, nil
+}
+
+// lookup returns the stream, with ErrNoStream or ErrNoJetStream in the
+// error where that is the cause.
+func lookup(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("stream %s: %w", name, ErrNoStream)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, nats.ErrJetStreamNotEnabled):
+		return nil, ErrNoJetStream
+	case err != nil:
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// stored copies what a reader needs of m.
+func stored(m jetstream.Msg) (StoredMessage, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return StoredMessage{}, err
+	}
+	return StoredMessage{
+		Seq:     md.Sequence.Stream,
+		Subject: m.Subject(),
+		MsgID:   m.Headers().Get(HeaderMsgID),
+		Time:    md.Timestamp,
+		Data:    append([]byte(nil), m.Data()...),
+	}, nil
+}
