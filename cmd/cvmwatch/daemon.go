@@ -13,20 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 )
-
-// asyncMaxPending is the connection's limit on async publishes awaiting an
-// ack, shared by every target's relay: 16 full windows, so that after an
-// outage 16 targets drain at once without stalling (more wait their turn:
-// a stalled publish fails after the ack timeout and is retried, never lost).
-// nats.go's default of 4000 would let two targets stall each other.
-const asyncMaxPending = 16 * publisher.DefaultWindow
 
 // streamFirstTry bounds the attempt to set up the stream at start-up; after
 // it the daemon starts regardless and the relay keeps trying.
@@ -157,12 +149,9 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	if n.Mode == "core" {
 		return publisher.NewCore(d.nc, publisher.CoreConfig{Prefix: n.SubjectPrefix})
 	}
-	// The async publish timeout makes the library forget a timed-out publish
-	// instead of retrying it behind a later event (see NewJetStream).
-	js, err := jetstream.New(d.nc, jetstream.WithPublishAsyncTimeout(publisher.DefaultAckTimeout),
-		jetstream.WithPublishAsyncMaxPending(asyncMaxPending))
+	js, err := publisher.NewJetStreamContext(d.nc)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, err
 	}
 	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
 		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(), Logger: d.log,

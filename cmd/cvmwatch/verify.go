@@ -123,7 +123,7 @@ func runVerify(ctx context.Context, c *cobra.Command, f verifyFlags, opts oracle
 	var truth []cvmsim.Change
 	if f.sim != "" {
 		var err error
-		if truth, err = oracle.FetchHistory(ctx, f.sim); err != nil {
+		if truth, err = cvmsim.FetchHistory(ctx, f.sim); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package oracle
+package cvmsim
 
 import (
 	"context"
@@ -7,13 +7,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-
-	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 )
 
-// FetchHistory reads the ground truth from a simulator's admin API
-// (GET <simURL>/_sim/history).
-func FetchHistory(ctx context.Context, simURL string) ([]cvmsim.Change, error) {
+// FetchHistory reads the ground truth from the admin API of a simulator
+// running elsewhere (GET <simURL>/_sim/history), as Server.History returns it
+// in process. An empty history is an empty slice, never nil.
+func FetchHistory(ctx context.Context, simURL string) ([]Change, error) {
 	url := strings.TrimRight(simURL, "/") + "/_sim/history"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -28,12 +27,12 @@ func FetchHistory(ctx context.Context, simURL string) ([]cvmsim.Change, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("simulator history: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	var out []cvmsim.Change
+	var out []Change
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, fmt.Errorf("simulator history: %w", err)
 	}
 	if out == nil {
-		out = []cvmsim.Change{}
+		out = []Change{}
 	}
 	return out, nil
 }
