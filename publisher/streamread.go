@@ -96,10 +96,14 @@ func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string)
 // Follow calls fn with each message of stream whose subject matches filter,
 // in stream order: first those stored since start (from the first one if
 // start is zero), then each new one as it is stored, until ctx ends (then it
-// returns nil) or fn returns an error (which it returns).
+// returns nil, even when it ends before the first message) or fn returns an
+// error (which it returns).
 func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, start time.Time, fn func(StoredMessage) error) error {
 	s, err := lookup(ctx, js, stream)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
@@ -108,10 +112,16 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, 
 	}
 	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("stream %s: consumer on %s: %w", stream, filter, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("stream %s: read %s: %w", stream, filter, err)
 	}
 	defer it.Stop()

@@ -187,6 +187,9 @@ func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subject st
 	defer cancel()
 	c, err := publisher.DescribeStream(cctx, js, f.stream, f.nats.prefix)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began: not an error
+		}
 		return explainStreamError(err, f.stream, f.nats.server)
 	}
 	if c.UnderPrefix == 0 {
