@@ -83,8 +83,8 @@ func parseAuditParams(r *http.Request, body []byte) (auditParams, *apiError) {
 		return p, nil
 	}
 	var raw struct {
-		StartTime        *int64  `json:"StartTime"`
-		EndTime          *int64  `json:"EndTime"`
+		StartTime        *int64 `json:"StartTime"`
+		EndTime          *int64 `json:"EndTime"`
 		LookupAttributes []*struct {
 			AttributeKey   *string `json:"AttributeKey"`
 			AttributeValue *string `json:"AttributeValue"`

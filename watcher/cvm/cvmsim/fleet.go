@@ -138,10 +138,10 @@ type fleet struct {
 
 func newFleet(regions []string) fleet {
 	f := fleet{
-		byID:    map[string]*instance{},
-		regions: map[string][]*instance{},
-		order:   append([]string(nil), regions...),
-		issued:  map[string]struct{}{},
+		byID:     map[string]*instance{},
+		regions:  map[string][]*instance{},
+		order:    append([]string(nil), regions...),
+		issued:   map[string]struct{}{},
 		pending:  map[string]*instance{},
 		opsByReq: map[string]*Operation{},
 	}
