@@ -161,3 +161,67 @@ func TestSetStateCancelsChurnPlan(t *testing.T) {
 		t.Fatalf("state %s after the cancelled plan's due time, want HIBERNATING", got)
 	}
 }
+
+// Every change the churn engine makes is attributed to the operation that
+// caused it, or to none for an isolation; failed operations change no
+// state; request IDs are unique.
+func TestChurnAttributesChangesToOperations(t *testing.T) {
+	opts := Options{InstancesPerRegion: 40, Seed: 8, Churn: 2, OperationFailureRate: 0.2}
+	s, _ := simulate(t, opts, 20*time.Minute, 250*time.Millisecond)
+	ops := map[string]Operation{}
+	for _, op := range s.Operations() {
+		if _, dup := ops[op.RequestID]; dup {
+			t.Fatalf("request id %s used twice", op.RequestID)
+		}
+		ops[op.RequestID] = op
+	}
+	changed := map[string]int{}
+	isolated := map[string]bool{}
+	for _, c := range s.History()[40:] {
+		if c.RequestID == "" {
+			// Only an isolation and its sequel are unattributed.
+			if c.To == StateShutdown && c.Operation == "" {
+				isolated[c.InstanceID] = true
+				continue
+			}
+			if !isolated[c.InstanceID] || (c.To != StateTerminating && c.To != Absent) {
+				t.Fatalf("unattributed change %+v", c)
+			}
+			continue
+		}
+		op, ok := ops[c.RequestID]
+		if !ok || op.InstanceID != c.InstanceID || op.Action != c.Operation || c.Time.Before(op.Time) {
+			t.Fatalf("change %+v attributed to %+v", c, op)
+		}
+		changed[c.RequestID]++
+	}
+	var failed, succeeded int
+	for rid, op := range ops {
+		switch op.State {
+		case OperationFailed:
+			failed++
+			if op.Error == "" {
+				t.Fatalf("failed %+v without a message", op)
+			}
+			if op.Action != ActionRunInstances && changed[rid] != 0 {
+				t.Fatalf("failed %+v changed the state %d times", op, changed[rid])
+			}
+		case OperationSuccess:
+			succeeded++
+			if changed[rid] == 0 {
+				t.Fatalf("succeeded %+v changed nothing", op)
+			}
+		}
+		if op.Actor == "" || op.SourceIP == "" || !op.Audited {
+			t.Fatalf("operation %+v lacks an actor or source", op)
+		}
+	}
+	if failed == 0 || succeeded == 0 || len(isolated) == 0 {
+		t.Fatalf("%d failed, %d succeeded, %d isolated: want some of each", failed, succeeded, len(isolated))
+	}
+	for _, in := range s.Instances("") {
+		if op, ok := ops[in.LatestOperationRequestId]; ok && (op.State != in.LatestOperationState || op.Error != in.LatestOperationErrorMsg) {
+			t.Fatalf("%s shows %s %q, its operation is %s %q", in.InstanceId, in.LatestOperationState, in.LatestOperationErrorMsg, op.State, op.Error)
+		}
+	}
+}

@@ -329,3 +329,69 @@ func TestUpdateNameTagsStateAndOperation(t *testing.T) {
 		}
 	})
 }
+
+func TestDescribeInstancesEnrichmentFaults(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 4, Seed: 24, RateLimit: -1})
+	c := MustClient(t, srv, clientConfig{})
+	ids := instanceIDs(srv.Instances(region))
+	only := func(f cvmsim.Fault) func() {
+		f.Action = cvmsim.ActionDescribeInstances
+		id := srv.AddFault(f)
+		return func() { srv.RemoveFault(id) }
+	}
+	t.Run("missing permission denies DescribeInstances only", func(t *testing.T) {
+		defer only(cvmsim.Fault{Kind: cvmsim.FaultError, Code: cvmsim.CodeAuthUnauthorizedOperation})()
+		_, err := c.DescribeInstances(cvm.NewDescribeInstancesRequest())
+		if got := sdkCode(err); got != cvmsim.CodeAuthUnauthorizedOperation || !strings.Contains(err.Error(), "cvm:DescribeInstances") {
+			t.Fatalf("code %q: %v", got, err)
+		}
+		if got := *MustStatus(t, c, statusReq(nil, nil)).TotalCount; got != 4 {
+			t.Fatalf("DescribeInstancesStatus TotalCount %d, want 4", got)
+		}
+	})
+	t.Run("null details", func(t *testing.T) {
+		defer only(cvmsim.Fault{Kind: cvmsim.FaultNullDetails})()
+		for _, in := range describeByIDs(t, c, ids) {
+			if in.InstanceId == nil || in.InstanceState == nil {
+				t.Fatal("null-details nulled the ID or the state")
+			}
+			if in.InstanceName != nil || in.Placement != nil || in.InstanceType != nil || in.PrivateIpAddresses != nil ||
+				in.CreatedTime != nil || in.RestrictState != nil || in.IsolatedSource != nil || in.LatestOperation != nil ||
+				in.LatestOperationRequestId != nil || in.InstanceChargeType != nil {
+				t.Fatalf("%s: a descriptive field is not null", *in.InstanceId)
+			}
+			if len(in.Tags) != 2 || in.Tags[0] != nil || in.Tags[1] == nil || in.Tags[1].Value != nil {
+				t.Fatalf("%s: tags %v, want [null, {env null}]", *in.InstanceId, in.Tags)
+			}
+		}
+	})
+	t.Run("hostile values", func(t *testing.T) {
+		defer only(cvmsim.Fault{Kind: cvmsim.FaultHostileValues})()
+		set := describeByIDs(t, c, ids)
+		var long, nul, esc, replaced bool
+		for _, in := range set {
+			if len(in.Tags) < 60 || !strings.HasPrefix(deref(in.InstanceName), "\x1b[2J") {
+				t.Fatalf("%s: %d tags, name %q", deref(in.InstanceId), len(in.Tags), deref(in.InstanceName))
+			}
+			for _, tag := range in.Tags {
+				v := deref(tag.Value)
+				long = long || len(v) >= 10000
+				nul = nul || strings.Contains(v, "\x00")
+				esc = esc || strings.Contains(v, "\x1b[31m")
+				replaced = replaced || strings.Contains(v, "\ufffd")
+			}
+		}
+		if !long || !nul || !esc || !replaced {
+			t.Fatalf("hostile tags missing: long %v nul %v escape %v invalid-UTF-8 %v", long, nul, esc, replaced)
+		}
+		if d := describeOne(t, MustClient(t, srv, clientConfig{method: "GET"}), ids[0]); len(d.Tags) < 60 {
+			t.Fatalf("GET: %d tags", len(d.Tags))
+		}
+	})
+	// The faults changed answers, never the fleet.
+	for _, in := range describeByIDs(t, c, ids) {
+		if len(in.Tags) >= 60 || in.InstanceName == nil {
+			t.Fatalf("%s kept a fault's values", deref(in.InstanceId))
+		}
+	}
+}
