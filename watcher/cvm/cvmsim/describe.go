@@ -298,6 +298,7 @@ func applyDataFault(pg *page, f Fault, action string) bool {
 			pg.items = append(pg.items, pageItem{inst: instance{
 				id: id, state: StateRunning, zone: "ap-guangzhou-3", name: "hostile",
 				itype: "S5.MEDIUM4", chargeType: "POSTPAID_BY_HOUR",
+				restrict: "NORMAL", isolated: "NOTISOLATED",
 				latestOp: "RunInstances", latestOpState: "SUCCESS",
 				created: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 			}})
