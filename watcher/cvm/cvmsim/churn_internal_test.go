@@ -92,8 +92,21 @@ func TestChurnGoesThroughRealStates(t *testing.T) {
 		if live[in.InstanceId] != in.InstanceState {
 			t.Fatalf("%s: replay %q, fleet %q", in.InstanceId, live[in.InstanceId], in.InstanceState)
 		}
+		isolated := in.IsolatedSource == "ARREAR" || in.IsolatedSource == "EXPIRE"
 		switch in.InstanceState {
-		case StateStopping, StateStarting, StateRebooting, StatePending, StateShutdown, StateTerminating:
+		case StateShutdown, StateTerminating:
+			if isolated {
+				// an isolation for arrears or expiry: no operation
+				if in.RestrictState != "EXPIRED" {
+					t.Fatalf("%s isolated for %s with restrict state %s", in.InstanceId, in.IsolatedSource, in.RestrictState)
+				}
+				continue
+			}
+			if in.IsolatedSource != "MANMADE" {
+				t.Fatalf("%s in %s by TerminateInstances with isolated source %s", in.InstanceId, in.InstanceState, in.IsolatedSource)
+			}
+			fallthrough
+		case StateStopping, StateStarting, StateRebooting, StatePending:
 			if in.LatestOperationState != "OPERATING" {
 				t.Fatalf("%s in %s with operation %s %s", in.InstanceId, in.InstanceState, in.LatestOperation, in.LatestOperationState)
 			}
@@ -138,7 +151,7 @@ func TestSetStateCancelsChurnPlan(t *testing.T) {
 	in := s.Instances("")[0]
 	now := s.now()
 	s.mu.Lock()
-	s.opLocked(s.fleet.byID[in.InstanceId], now, "StopInstances", StateStopping, StateStopped)
+	s.startOpLocked(s.fleet.byID[in.InstanceId], now, ActionStopInstances, "", false)
 	s.mu.Unlock()
 	if err := s.SetState(in.InstanceId, "HIBERNATING"); err != nil {
 		t.Fatal(err)
@@ -146,5 +159,69 @@ func TestSetStateCancelsChurnPlan(t *testing.T) {
 	s.advance(now.Add(time.Hour))
 	if got := s.Instances("")[0].InstanceState; got != "HIBERNATING" {
 		t.Fatalf("state %s after the cancelled plan's due time, want HIBERNATING", got)
+	}
+}
+
+// Every change the churn engine makes is attributed to the operation that
+// caused it, or to none for an isolation; failed operations change no
+// state; request IDs are unique.
+func TestChurnAttributesChangesToOperations(t *testing.T) {
+	opts := Options{InstancesPerRegion: 40, Seed: 8, Churn: 2, OperationFailureRate: 0.2}
+	s, _ := simulate(t, opts, 20*time.Minute, 250*time.Millisecond)
+	ops := map[string]Operation{}
+	for _, op := range s.Operations() {
+		if _, dup := ops[op.RequestID]; dup {
+			t.Fatalf("request id %s used twice", op.RequestID)
+		}
+		ops[op.RequestID] = op
+	}
+	changed := map[string]int{}
+	isolated := map[string]bool{}
+	for _, c := range s.History()[40:] {
+		if c.RequestID == "" {
+			// Only an isolation and its sequel are unattributed.
+			if c.To == StateShutdown && c.Operation == "" {
+				isolated[c.InstanceID] = true
+				continue
+			}
+			if !isolated[c.InstanceID] || (c.To != StateTerminating && c.To != Absent) {
+				t.Fatalf("unattributed change %+v", c)
+			}
+			continue
+		}
+		op, ok := ops[c.RequestID]
+		if !ok || op.InstanceID != c.InstanceID || op.Action != c.Operation || c.Time.Before(op.Time) {
+			t.Fatalf("change %+v attributed to %+v", c, op)
+		}
+		changed[c.RequestID]++
+	}
+	var failed, succeeded int
+	for rid, op := range ops {
+		switch op.State {
+		case OperationFailed:
+			failed++
+			if op.Error == "" {
+				t.Fatalf("failed %+v without a message", op)
+			}
+			if op.Action != ActionRunInstances && changed[rid] != 0 {
+				t.Fatalf("failed %+v changed the state %d times", op, changed[rid])
+			}
+		case OperationSuccess:
+			succeeded++
+			if changed[rid] == 0 {
+				t.Fatalf("succeeded %+v changed nothing", op)
+			}
+		}
+		if op.Actor == "" || op.SourceIP == "" || !op.Audited {
+			t.Fatalf("operation %+v lacks an actor or source", op)
+		}
+	}
+	if failed == 0 || succeeded == 0 || len(isolated) == 0 {
+		t.Fatalf("%d failed, %d succeeded, %d isolated: want some of each", failed, succeeded, len(isolated))
+	}
+	for _, in := range s.Instances("") {
+		if op, ok := ops[in.LatestOperationRequestId]; ok && (op.State != in.LatestOperationState || op.Error != in.LatestOperationErrorMsg) {
+			t.Fatalf("%s shows %s %q, its operation is %s %q", in.InstanceId, in.LatestOperationState, in.LatestOperationErrorMsg, op.State, op.Error)
+		}
 	}
 }

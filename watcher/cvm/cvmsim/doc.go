@@ -4,7 +4,7 @@
 // It is shaped like net/http/httptest: NewServer listens on loopback, Endpoint
 // is what goes into the SDK's HttpProfile.Endpoint (with Scheme "HTTP"), and
 // Close stops everything. It serves DescribeInstancesStatus and
-// DescribeInstances over POST (JSON body) and GET (indexed query arrays),
+// DescribeInstances (see "What DescribeInstances describes") over POST (JSON body) and GET (indexed query arrays),
 // verifies TC3-HMAC-SHA256 signatures, enforces a per-(action, SecretId) token
 // bucket, pages like the real API (newest instance first, so a creation during
 // a scan shifts later offsets), and answers every request with HTTP 200 and a
@@ -20,6 +20,59 @@
 // or an expired key is AuthFailure.TokenFailure. AssumeRole uses no quota and
 // only faults whose Action is AssumeRole (error, timeout) apply to it; see
 // sts.go and IssueTemporaryCredentials.
+//
+// The same endpoint also serves CloudAudit LookUpEvents (service
+// "cloudaudit", version 2019-03-19, credential scope
+// <date>/cloudaudit/tc3_request, its own quota of Options.AuditRateLimit,
+// default 20 requests/s per SecretId, through the same error, quota,
+// latency, transport and truncation faults as the CVM actions): see
+// audit.go and "Operations and attribution" below.
+//
+// # What DescribeInstances describes
+//
+// Every item has the fields of the SDK's cvm/v20170312.Instance an
+// enricher reads, in the real API's shapes: InstanceName, Placement.Zone
+// (a zone of the region), InstanceType with CPU and Memory,
+// PrivateIpAddresses, PublicIpAddresses (null without a public IP), Tags
+// (0 to 5 in the seeded fleet), InstanceChargeType (POSTPAID_BY_HOUR,
+// PREPAID, SPOTPAID), CreatedTime, ExpiredTime and RenewFlag (null unless
+// PREPAID), RestrictState (NORMAL, EXPIRED), IsolatedSource (NOTISOLATED;
+// MANMADE once TerminateInstances put it in SHUTDOWN; ARREAR or EXPIRE for
+// an isolation), LatestOperation, LatestOperationState,
+// LatestOperationRequestId and LatestOperationErrorMsg (null unless
+// FAILED). Update and the admin API change names, tags and the rest
+// without a state change.
+//
+// # Operations and attribution
+//
+// Every operation the simulator makes (the churn engine's RunInstances,
+// StopInstances, StartInstances, RebootInstances and TerminateInstances;
+// Operate; Update, CreateOperated and the admin API with "operation") gets
+// a fresh random request ID and becomes the instance's LatestOperation*:
+// OPERATING while its transitional states last, then SUCCESS, or FAILED
+// with a message and no state change (churn operations fail with
+// probability Options.OperationFailureRate; LAUNCH_FAILED fails its
+// RunInstances). A state change without an operation (SetState, a PUT
+// without "operation") leaves LatestOperation* alone, so a stale operation
+// stays visible as it does in the real API. A tenth of the churn engine's
+// terminations are isolations for arrears or expiry instead: SHUTDOWN with
+// no operation, RestrictState EXPIRED, IsolatedSource ARREAR or EXPIRE.
+//
+// Each operation is recorded (Operations, GET /_sim/operations: request ID,
+// action, instance, region, time, actor, source IP, outcome), and each
+// Change in History names the operation that caused it (Operation,
+// RequestID; empty when none did). LookUpEvents answers from these records,
+// each visible Options.AuditDelay after its operation (server clock), by
+// StartTime/EndTime (Unix seconds, inclusive, at most 30 days apart),
+// LookupAttributes (ANDed; RequestId, EventName, ActionType, ResourceId,
+// ResourceName, SourceIPAddress and PrincipalId are modelled, the other
+// valid keys match nothing), MaxResults (1..50, default 10) and NextToken,
+// newest first, as Event{EventId, Username (the actor), EventTime (Unix
+// seconds as a string), EventName, RequestID, SourceIPAddress,
+// ResourceRegion, Resources{cvm, instance ID}, CloudAuditEvent,
+// ...}. The initial fleet's operations predate the simulator: they are
+// neither recorded nor found. An operation made with Update.Unaudited (the
+// admin API's "audited": false) is never found.
 //
 // Beside the API it keeps ground truth: every state change of the simulated
 // fleet, whether made by a test (SetState, Create, Release), by the churn
@@ -58,6 +111,13 @@
 //  10. fleet faults (shift-insert, shift-release), the page, data faults,
 //     and last the truncated fault.
 //
+// LookUpEvents follows the same order, with its own parameters at 9
+// (MissingParameter, InvalidParameterValue.Time, LimitExceeded.OverTime,
+// InvalidParameterValue.MaxResult, InvalidParameterValue.attributeKey,
+// InvalidParameterValue for Mode and NextToken, UnknownParameter) and no
+// fleet faults at 10. AuthFailure.UnauthorizedOperation (a role without
+// the permission) is an error fault with the Action it denies.
+//
 // # The signed host, and which SDKs can be pointed at the simulator
 //
 // The canonical "host" header is accepted in exactly two forms: the Host the
@@ -93,7 +153,7 @@
 // abstract_client.py 219), but Java (AbstractClient.java 124, 312, 805) and
 // Node.js (src/common/abstract_client.ts 346) take the first dot-separated
 // label of the endpoint: "127" for 127.0.0.1:9000. The simulator accepts
-// the action's service ("cvm", "sts", "region") or the first label of the
+// the action's service ("cvm", "sts", "region", "cloudaudit") or the first label of the
 // Host the request was sent to, which is what those SDKs compute for this
 // very endpoint; any other service is SignatureFailure ("The credential
 // scope must be ..."). So every official SDK can be pointed at
