@@ -43,3 +43,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Lag, m.Pending)
 	return m
 }
+
+// newDiscardMetrics are metrics registered nowhere.
+func newDiscardMetrics() *Metrics { return NewMetrics(prometheus.NewRegistry()) }

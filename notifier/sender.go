@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
@@ -63,7 +62,7 @@ func NewSender(name string, p Platform, o SenderOptions) *Sender {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Metrics == nil {
-		o.Metrics = NewMetrics(prometheus.NewRegistry())
+		o.Metrics = newDiscardMetrics()
 	}
 	return &Sender{name: name, platform: p, opts: o, log: o.Logger.With("sink", name), metrics: o.Metrics,
 		lim: rate.NewLimiter(rate.Every(p.Limits().Every), 1)}
