@@ -257,8 +257,8 @@ func SampleEvents() []Event {
 	}
 }
 
-// checkTemplate executes t over the sample events, fresh and stale.
-func checkTemplate(t *template.Template) error {
+// CheckTemplate executes t over the sample events, fresh and stale.
+func CheckTemplate(t *template.Template) error {
 	rt := &Route{Name: "sample"}
 	for _, stale := range []bool{false, true} {
 		if err := t.Execute(&bytes.Buffer{}, newMessageData(rt, SampleEvents(), stale)); err != nil {

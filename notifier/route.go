@@ -184,7 +184,7 @@ func NewRouter(routes []Route) (*Router, error) {
 			rt.GroupMax = DefaultGroupMax
 		}
 		if rt.Template != nil {
-			if err := checkTemplate(rt.Template); err != nil {
+			if err := CheckTemplate(rt.Template); err != nil {
 				errs = append(errs, fmt.Errorf("%s: template: %w", where, err))
 			}
 		}
