@@ -100,6 +100,7 @@ func (c *Consumer) Run(ctx context.Context, p *Pipeline) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	defer c.release()
 	go c.keepAlive(ctx)
 	go c.watchLag(ctx)
 	for {
@@ -146,6 +147,18 @@ func (c *Consumer) handle(ctx context.Context, p *Pipeline, m jetstream.Msg) err
 		c.cfg.Metrics.Pending.Set(float64(len(c.pending)))
 		c.mu.Unlock()
 	})
+}
+
+// release hands the events still pending back to the server on the way
+// out (Nak), so that the next run gets them at once instead of after
+// AckWait. After a crash the server redelivers them after AckWait.
+func (c *Consumer) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for seq, m := range c.pending {
+		_ = m.Nak()
+		delete(c.pending, seq)
+	}
 }
 
 // keepAlive tells the server every AckWait/3 that the events still
