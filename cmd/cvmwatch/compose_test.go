@@ -115,6 +115,8 @@ func TestComposeAgreesWithTheBinaryAndConfigs(t *testing.T) {
 				}
 			case "tail":
 				checkComposeNATSURL(t, f, name, s, flagString(t, c, "server"))
+			case "notify":
+				checkComposeNotify(t, f, name, s, c)
 			}
 			checkComposePorts(t, name, s, listen)
 			checkComposeHealth(t, name, s, d, c, listen)
@@ -255,6 +257,44 @@ func checkComposeNATSURL(t *testing.T, f composeFile, name string, s composeServ
 	if _, ok := s.DependsOn[u.Hostname()]; !ok {
 		t.Errorf("%s talks to %s but does not depend on it", name, u.Hostname())
 	}
+}
+
+// checkComposeNotify checks the notifier's service: its config is mounted
+// read-only, loads with placeholder values for the variables the service
+// passes through (and none written in the file), has routes, and reads the
+// nats service.
+func checkComposeNotify(t *testing.T, f composeFile, name string, s composeService, c *cobra.Command) {
+	t.Helper()
+	target := flagString(t, c, "config")
+	source := ""
+	for _, v := range s.Volumes {
+		if parts := strings.Split(v, ":"); len(parts) == 3 && parts[1] == target && parts[2] == "ro" {
+			source = parts[0]
+		}
+	}
+	if source == "" {
+		t.Fatalf("notify --config %s, but nothing is mounted there read-only", target)
+	}
+	cfg, err := ParseConfig(readRepoFile(t, source), func(k string) (string, bool) {
+		v, ok := s.Environment[k]
+		if !ok {
+			return "", false
+		}
+		if v == nil {
+			return "https://chat.example.com/hook/" + k, true // passed through from the host
+		}
+		return *v, true
+	})
+	if err != nil {
+		t.Fatalf("config %s (with the service's environment): %v", source, err)
+	}
+	if len(cfg.literalSecrets) > 0 {
+		t.Errorf("config %s holds %s literally; take it from ${VAR}", source, strings.Join(cfg.literalSecrets, ", "))
+	}
+	if !cfg.Notify.Enabled() {
+		t.Errorf("config %s has no notify routes", source)
+	}
+	checkComposeNATSURL(t, f, name, s, cfg.NATS.URL)
 }
 
 // checkComposePorts checks that each published container port is one the

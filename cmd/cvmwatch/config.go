@@ -36,6 +36,7 @@ type Config struct {
 	NATS     NATSConfig      `yaml:"nats"`
 	HTTP     HTTPConfig      `yaml:"http"`
 	Log      LogConfig       `yaml:"log"`
+	Notify   NotifyConfig    `yaml:"notify"`
 }
 
 // defaultDataDir is data_dir's default, which the README documents.
@@ -52,6 +53,7 @@ func defaultConfig() Config {
 		NATS:    defaultNATS(),
 		HTTP:    defaultHTTP(),
 		Log:     defaultLog(),
+		Notify:  defaultNotify(),
 	}
 }
 
@@ -90,6 +92,7 @@ func (c *Config) validate() configErrors {
 	errs = append(errs, c.NATS.validate("nats")...)
 	errs = append(errs, c.HTTP.validate("http")...)
 	errs = append(errs, c.Log.validate("log")...)
+	errs = append(errs, c.Notify.validate("notify", c.written)...)
 	return errs
 }
 

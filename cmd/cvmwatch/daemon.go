@@ -38,6 +38,8 @@ type daemon struct {
 	watcher  *watcher.Watcher
 	limiters *cvm.Limiters
 	accounts []*account
+	// notify is the chat notifier, when the config has a notify section.
+	notify *notifyRunner
 	// closers stop what the accounts started (credential refreshers).
 	closers []func() error
 }
@@ -137,6 +139,11 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		return nil, err
 	}
 	d.metrics.watchStatus(d.watcher.Status)
+	if cfg.Notify.Enabled() {
+		if d.notify, err = newNotifyRunner(cfg, d.nc, d.metrics.reg, log); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -176,10 +183,19 @@ func (d *daemon) Run(ctx context.Context) error {
 	go d.refreshRegions(ctx)
 	d.log.Info("cvmwatch running", "version", version, "targets", len(d.watcher.Targets()),
 		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
-	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, d.store, time.Now), ReadHeaderTimeout: 5 * time.Second}
+	handler := newHTTPHandler(d.watcher, d.metrics, d.store, time.Now)
+	notified := make(chan struct{})
+	if d.notify != nil {
+		go func() { defer close(notified); d.notify.Run(ctx) }()
+		handler = d.notify.wrapReady(handler)
+	} else {
+		close(notified)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(d.httpLn) }()
 	err := d.watcher.Run(ctx)
+	<-notified
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/cvmwatch/cvmwatch/notifier/notifiertest"
 	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
@@ -85,6 +89,8 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 	}
+	room, roomURL := startDemoRoom(out)
+	defer room.Close()
 	cfg := &Config{
 		DataDir: dir,
 		Accounts: []AccountConfig{{
@@ -94,6 +100,10 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		Poll: PollConfig{Interval: Duration(f.interval)},
 		NATS: NATSConfig{Listen: f.natsListen},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
+		Notify: NotifyConfig{
+			Sinks:  []SinkConfig{{Name: "demo-room", Type: "dingtalk", URL: Secret(roomURL), Secret: demoRoomSecret}},
+			Routes: []RouteConfig{{Name: "all", Sinks: []string{"demo-room"}, GroupWait: Duration(5 * time.Second)}},
+		},
 	}
 	cfg.applyDefaults()
 	if problems := cfg.validate(); len(problems) > 0 {
@@ -114,6 +124,7 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		srv.URL(), f.sim.instances, f.sim.churn)
 	fmt.Fprintf(out, "NATS with JetStream: %s  (try: nats --server %s sub 'cvm.>')\n", d.nc.ConnectedUrlRedacted(), d.nc.ConnectedUrlRedacted())
 	fmt.Fprintf(out, "metrics and health: http://%s/metrics  /readyz\n", d.HTTPAddr())
+	fmt.Fprintf(out, "chat notifier: a fake DingTalk room at %s prints what it is sent (grouped every 5s)\n", room.URL)
 	fmt.Fprintf(out, "scanning every %v; the first scan is a silent baseline, then every change is an event:\n\n", f.interval)
 
 	p := &printer{out: out, seen: map[string]bool{}}
@@ -156,4 +167,27 @@ func (p *printer) print(m *nats.Msg) {
 	}
 	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%d\n", e.ObservedAt.Local().Format("15:04:05"),
 		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence)
+}
+
+// demoRoomSecret signs the demo's messages to its fake room.
+const demoRoomSecret = "demo-secret"
+
+// startDemoRoom serves a fake DingTalk room on loopback that prints every
+// message it accepts, and returns it with its webhook URL.
+func startDemoRoom(out io.Writer) (*httptest.Server, string) {
+	room := notifiertest.NewRoom(notifiertest.DingTalk, notifiertest.Options{Secret: demoRoomSecret})
+	var mu sync.Mutex
+	printed := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		room.ServeHTTP(w, r)
+		mu.Lock()
+		defer mu.Unlock()
+		msgs := room.Messages()
+		for _, m := range msgs[printed:] {
+			fmt.Fprintf(out, "%s  chat room <- %s\n    %s\n", m.Time.Format("15:04:05"), m.Title,
+				strings.ReplaceAll(m.Text, "\n", "\n    "))
+		}
+		printed = len(msgs)
+	}))
+	return srv, srv.URL + "/robot/send?access_token=demo"
 }

@@ -45,6 +45,7 @@ Start with "cvmwatch demo": a simulated fleet, no cloud account needed.`,
 		newVersionCommand(),
 		newVerifyCommand(),
 		newTailCommand(), newHistoryCommand(), newHealthcheckCommand(),
+		newNotifyCommand(),
 	)
 	return root
 }

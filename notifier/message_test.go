@@ -1,0 +1,36 @@
+package notifier
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestUserTemplateGetsTheDataModel(t *testing.T) {
+	tmpl, err := ParseTemplate("t", `{{ .Title }}{{ range .Items }}
+{{ if .Name }}{{ .Name }}{{ else }}{{ .InstanceID }}{{ end }} {{ .From }}->{{ .To }}{{ if .Rebooted }} rebooted{{ end }} team={{ tag . "team" }}{{ end }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Route{Name: "r", Template: tmpl}
+	m, err := Render(rt, StyleSlack, 3000, SampleEvents(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "2 instances changed state in prod / ap-guangzhou\nweb-01 RUNNING->RUNNING rebooted team=web\nins-0000bare RUNNING->STOPPED team="
+	if m.Text != want {
+		t.Fatalf("text =\n%s\nwant\n%s", m.Text, want)
+	}
+}
+
+func TestDefaultTemplateShowsEnrichmentOrIDs(t *testing.T) {
+	rt := &Route{Name: "r", ShowTags: []string{"env"}}
+	m, err := Render(rt, StyleMarkdown, 4096, SampleEvents(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**web-01** `ins-r8hr2upy` rebooted", "env=prod", "(RebootInstances by ops-bot)", "- `ins-0000bare` 🟢 RUNNING → 🔴 STOPPED"} {
+		if !strings.Contains(m.Text, want) {
+			t.Fatalf("text lacks %q:\n%s", want, m.Text)
+		}
+	}
+}

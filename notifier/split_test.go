@@ -1,0 +1,72 @@
+package notifier
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestSplitKeepsShortTextWhole(t *testing.T) {
+	if got := Split("hello\nworld", 100); len(got) != 1 || got[0] != "hello\nworld" {
+		t.Fatalf("Split = %q, want the text whole", got)
+	}
+}
+
+func TestSplitCutsBetweenLinesWithinMax(t *testing.T) {
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, strings.Repeat("x", i%17+1))
+	}
+	text := strings.Join(lines, "\n")
+	parts := Split(text, 64)
+	if len(parts) < 2 {
+		t.Fatalf("Split made %d parts, want several", len(parts))
+	}
+	for i, p := range parts {
+		if len(p) > 64 {
+			t.Fatalf("part %d is %d bytes, want <= 64", i, len(p))
+		}
+	}
+	if got := strings.Join(parts, "\n"); got != text {
+		t.Fatalf("parts joined differ from the text:\n%q\n%q", got, text)
+	}
+}
+
+func TestSplitNeverBreaksACharacter(t *testing.T) {
+	text := strings.Repeat("实例已停止", 50) // 3 bytes each, one long line
+	for _, max := range []int{4, 5, 7, 100, 101} {
+		parts := Split(text, max)
+		var b strings.Builder
+		for i, p := range parts {
+			if !utf8.ValidString(p) {
+				t.Fatalf("max %d: part %d is not valid UTF-8: %q", max, i, p)
+			}
+			if len(p) > max {
+				t.Fatalf("max %d: part %d is %d bytes", max, i, len(p))
+			}
+			b.WriteString(p)
+		}
+		if b.String() != text {
+			t.Fatalf("max %d: parts joined differ from the text", max)
+		}
+	}
+}
+
+func TestSplitRepeatsATableHeader(t *testing.T) {
+	text := "title\n\n| name | state |\n|---|---|\n"
+	for i := range 30 {
+		text += "| web-" + strings.Repeat("0", i%3) + " | STOPPED |\n"
+	}
+	parts := Split(strings.TrimSuffix(text, "\n"), 120)
+	if len(parts) < 3 {
+		t.Fatalf("Split made %d parts, want several", len(parts))
+	}
+	for i, p := range parts[1:] {
+		if !strings.HasPrefix(p, "| name | state |\n|---|---|\n") {
+			t.Fatalf("part %d does not start with the table header:\n%s", i+1, p)
+		}
+		if len(p) > 120 {
+			t.Fatalf("part %d is %d bytes", i+1, len(p))
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package notifier
+
+import (
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// Style is the markup dialect of a platform's default template.
+type Style int
+
+// The dialects.
+const (
+	// StylePlain is text without markup (the generic webhook's text).
+	StylePlain Style = iota
+	// StyleMarkdown is common markdown (DingTalk, Feishu cards).
+	StyleMarkdown
+	// StyleWeCom is WeCom's markdown, which colours text with
+	// <font color="info|comment|warning">.
+	StyleWeCom
+	// StyleSlack is Slack's mrkdwn: *bold*, emoji shortcodes.
+	StyleSlack
+)
+
+// Bold marks s as bold.
+func (s Style) Bold(t string) string {
+	switch s {
+	case StyleMarkdown, StyleWeCom:
+		return "**" + t + "**"
+	case StyleSlack:
+		return "*" + t + "*"
+	}
+	return t
+}
+
+// Code marks s as code (an instance ID).
+func (s Style) Code(t string) string {
+	if s == StylePlain {
+		return t
+	}
+	return "`" + t + "`"
+}
+
+// State shows a state with the platform's colour or emoji: green for
+// running, red for stopped or gone, amber for the states in between.
+func (s Style) State(st watcher.State) string {
+	tone := stateTone(st)
+	switch s {
+	case StyleWeCom:
+		color := map[int]string{toneGood: "info", toneBad: "warning", toneBetween: "comment"}[tone]
+		return `<font color="` + color + `">` + string(st) + `</font>`
+	case StyleSlack:
+		return map[int]string{toneGood: ":large_green_circle: ", toneBad: ":red_circle: ", toneBetween: ":large_yellow_circle: "}[tone] + string(st)
+	case StyleMarkdown:
+		return map[int]string{toneGood: "🟢 ", toneBad: "🔴 ", toneBetween: "🟡 "}[tone] + string(st)
+	}
+	return string(st)
+}
+
+const (
+	toneBetween = iota
+	toneGood
+	toneBad
+)
+
+func stateTone(st watcher.State) int {
+	switch st {
+	case watcher.StateRunning:
+		return toneGood
+	case watcher.StateStopped, watcher.Absent, watcher.StateShutdown, watcher.StateLaunchFailed, watcher.StateTerminating:
+		return toneBad
+	}
+	return toneBetween
+}
