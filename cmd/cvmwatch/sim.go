@@ -24,6 +24,9 @@ type simFlags struct {
 	churn       float64
 	dwellScale  float64
 	anyAddress  bool
+	opFailures  float64
+	auditDelay  time.Duration
+	auditRate   float64
 }
 
 func (f *simFlags) options() (cvmsim.Options, error) {
@@ -39,6 +42,12 @@ func (f *simFlags) options() (cvmsim.Options, error) {
 	}
 	if f.dwellScale <= 0 {
 		return cvmsim.Options{}, usageError{fmt.Errorf("--dwell-scale: %v must be positive", f.dwellScale)}
+	}
+	if !(f.opFailures >= 0 && f.opFailures <= 1) {
+		return cvmsim.Options{}, usageError{fmt.Errorf("--op-failure-rate: %v is not a probability within [0, 1]", f.opFailures)}
+	}
+	if f.auditDelay < 0 {
+		return cvmsim.Options{}, usageError{fmt.Errorf("--audit-delay: %v is negative", f.auditDelay)}
 	}
 	for _, r := range f.regions {
 		if r == "" {
@@ -56,6 +65,10 @@ func (f *simFlags) options() (cvmsim.Options, error) {
 		LatencyJitter:      f.jitter,
 		Churn:              f.churn,
 		DwellScale:         f.dwellScale,
+
+		OperationFailureRate: f.opFailures,
+		AuditDelay:           f.auditDelay,
+		AuditRateLimit:       f.auditRate,
 	}, nil
 }
 
@@ -86,6 +99,7 @@ func (f *simFlags) addFleetFlags(c *cobra.Command, instances int, churn float64,
 	c.Flags().DurationVar(&f.latency, "latency", 0, "added latency per API request")
 	c.Flags().DurationVar(&f.jitter, "latency-jitter", 0, "added random latency per API request, up to this")
 	c.Flags().Float64Var(&f.rateLimit, "rate-limit", 40, "requests per second per (action, SecretId), as the real quota; negative: unlimited")
+	c.Flags().Float64Var(&f.opFailures, "op-failure-rate", 0.02, "probability that a churn operation fails (LatestOperationState FAILED, state unchanged)")
 }
 
 func newSimCommand() *cobra.Command {
@@ -96,11 +110,25 @@ func newSimCommand() *cobra.Command {
 		Long: `Serve a fake CVM API that the official SDKs cannot tell from the real one:
 TC3-HMAC-SHA256 signatures, paging, the 40 req/s quota, a seeded fleet with
 optional churn, and an unsigned admin API under /_sim/ to script scenarios,
-read the ground truth and inject faults.`,
+read the ground truth and inject faults.
+
+DescribeInstances answers names, zones, types, IPs, tags, charge types, times,
+restrict state, isolated source and LatestOperation*: every operation (churn
+or admin) gets a fresh request ID, OPERATING while its transitional state
+lasts, then SUCCESS, or FAILED with a message (--op-failure-rate). The same
+endpoint serves CloudAudit LookUpEvents (service cloudaudit, 2019-03-19,
+20 req/s by default) from the recorded operations, each visible --audit-delay
+after it was made. Ground truth: /_sim/history (state changes, with the
+operation that caused each) and /_sim/operations (request ID, action,
+instance, time, actor, outcome).`,
 		Example: `  cvmwatch sim --listen 127.0.0.1:9000 --instances 500 --churn 1
   curl -s 127.0.0.1:9000/_sim/instances | head
   curl -s -X PUT 127.0.0.1:9000/_sim/instances/ins-0a1b2c3d -d '{"state":"STOPPED"}'
-  curl -s -X POST 127.0.0.1:9000/_sim/faults -d '{"kind":"error","code":"InternalError","rate":0.1}'`,
+  curl -s -X PUT 127.0.0.1:9000/_sim/instances/ins-0a1b2c3d -d '{"state":"STOPPED","operation":"StopInstances","actor":"alice"}'
+  curl -s -X PUT 127.0.0.1:9000/_sim/instances/ins-0a1b2c3d -d '{"name":"web-01","tags":[{"Key":"env","Value":"prod"}]}'
+  curl -s 127.0.0.1:9000/_sim/operations | head
+  curl -s -X POST 127.0.0.1:9000/_sim/faults -d '{"kind":"error","code":"InternalError","rate":0.1}'
+  curl -s -X POST 127.0.0.1:9000/_sim/faults -d '{"kind":"error","action":"LookUpEvents","code":"AuthFailure.UnauthorizedOperation"}'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkLoopback(f.listen, f.anyAddress); err != nil {
@@ -124,7 +152,7 @@ read the ground truth and inject faults.`,
 			} else {
 				fmt.Fprintf(out, "credentials: the %d pairs given with --credentials\n", len(opts.Credentials))
 			}
-			fmt.Fprintf(out, "admin API: %s/_sim/ (instances, history, stats, faults)\n", srv.URL())
+			fmt.Fprintf(out, "admin API: %s/_sim/ (instances, history, operations, stats, faults)\n", srv.URL())
 			<-c.Context().Done()
 			return nil
 		},
@@ -133,6 +161,8 @@ read the ground truth and inject faults.`,
 	c.Flags().BoolVar(&f.anyAddress, "allow-non-loopback", false, "allow --listen on a non-loopback address (the admin API is unauthenticated)")
 	c.Flags().StringVar(&f.credentials, "credentials", "", "accepted credentials as ID:KEY[,ID:KEY] (default: the simulator's public test pair)")
 	f.addFleetFlags(c, 100, 0, 1)
+	c.Flags().DurationVar(&f.auditDelay, "audit-delay", 0, "how long after an operation LookUpEvents can find it (tests the late-attribution path)")
+	c.Flags().Float64Var(&f.auditRate, "audit-rate-limit", 20, "LookUpEvents requests per second per SecretId, as the real quota; negative: unlimited")
 	return c
 }
 

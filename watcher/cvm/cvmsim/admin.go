@@ -16,9 +16,10 @@ const maxAdminBody = 1 << 20
 // routes wires the admin API under /_sim/ and the cloud API everywhere else.
 //
 //	GET    /_sim/instances[?region=R]  -> [{"InstanceId","InstanceState","Region"}]
-//	PUT    /_sim/instances/{id}        {"state":"STOPPED","region":"..."} creates or sets
+//	PUT    /_sim/instances/{id}        {"state":"STOPPED","region":"..."} creates or changes (see adminPut)
 //	DELETE /_sim/instances/{id}        releases
 //	GET    /_sim/history               -> [Change]
+//	GET    /_sim/operations            -> [Operation]
 //	GET    /_sim/stats                 -> Stats
 //	GET    /_sim/faults                -> [FaultStatus]
 //	POST   /_sim/faults                Fault -> {"id":N}
@@ -33,6 +34,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /_sim/instances/{id}", s.adminDeleteInstance)
 	mux.HandleFunc("GET /_sim/history", func(w http.ResponseWriter, _ *http.Request) {
 		adminJSON(w, http.StatusOK, s.History())
+	})
+	mux.HandleFunc("GET /_sim/operations", func(w http.ResponseWriter, _ *http.Request) {
+		adminJSON(w, http.StatusOK, s.Operations())
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, _ *http.Request) {
 		adminJSON(w, http.StatusOK, s.Stats())
@@ -94,15 +98,69 @@ func (s *Server) adminListInstances(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, list)
 }
 
-// adminPut is the body of PUT /_sim/instances/{id}. Zone, name, instance
-// type and tags only apply when the instance is created.
+// adminPut is the body of PUT /_sim/instances/{id}.
+//
+// For a new instance, state is required; region, zone, name, instanceType
+// and tags describe it (the rest is generated), and an operation (e.g.
+// "RunInstances", with operationState, operationError, actor, sourceIp and
+// audited) makes the creation that operation's.
+//
+// For an existing instance every field is optional (region, if given, must
+// be the instance's; zone and instanceType cannot change): state changes
+// the state; name and tags (an empty list removes every tag) replace
+// theirs without a state change; restrictState and isolatedSource replace
+// theirs; operation names a new operation, with a fresh request ID, as
+// Update describes it (LatestOperationState from operationState, else
+// FAILED with operationError, else OPERATING for a transitional state,
+// else SUCCESS), made by actor (CloudAudit's Username, default "root")
+// from sourceIp, known to LookUpEvents unless audited is false;
+// operationState without operation moves the latest operation on. A state
+// without operation or operationState leaves LatestOperation* as they are.
 type adminPut struct {
-	State        string `json:"state"`
-	Region       string `json:"region,omitempty"`
-	Zone         string `json:"zone,omitempty"`
-	Name         string `json:"name,omitempty"`
-	InstanceType string `json:"instanceType,omitempty"`
-	Tags         []Tag  `json:"tags,omitempty"`
+	State          string  `json:"state"`
+	Region         string  `json:"region,omitempty"`
+	Zone           string  `json:"zone,omitempty"`
+	Name           *string `json:"name,omitempty"`
+	InstanceType   string  `json:"instanceType,omitempty"`
+	Tags           *[]Tag  `json:"tags,omitempty"`
+	RestrictState  string  `json:"restrictState,omitempty"`
+	IsolatedSource string  `json:"isolatedSource,omitempty"`
+	Operation      string  `json:"operation,omitempty"`
+	OperationState string  `json:"operationState,omitempty"`
+	OperationError string  `json:"operationError,omitempty"`
+	Actor          string  `json:"actor,omitempty"`
+	SourceIP       string  `json:"sourceIp,omitempty"`
+	Audited        *bool   `json:"audited,omitempty"`
+}
+
+func (b adminPut) update() Update {
+	return Update{
+		State: b.State, Name: b.Name, Tags: b.Tags,
+		RestrictState: b.RestrictState, IsolatedSource: b.IsolatedSource,
+		Operation: b.Operation, OperationState: b.OperationState, OperationError: b.OperationError,
+		Actor: b.Actor, SourceIP: b.SourceIP, Unaudited: b.Audited != nil && !*b.Audited,
+	}
+}
+
+// adminInstance is the answer to a PUT: the instance with its latest
+// operation.
+type adminInstance struct {
+	InstanceId               string `json:"InstanceId"`
+	InstanceState            string `json:"InstanceState"`
+	Region                   string `json:"Region"`
+	InstanceName             string `json:"InstanceName"`
+	LatestOperation          string `json:"LatestOperation,omitempty"`
+	LatestOperationState     string `json:"LatestOperationState,omitempty"`
+	LatestOperationRequestId string `json:"LatestOperationRequestId,omitempty"`
+	LatestOperationErrorMsg  string `json:"LatestOperationErrorMsg,omitempty"`
+}
+
+func toAdminInstance(in Instance) adminInstance {
+	return adminInstance{
+		InstanceId: in.InstanceId, InstanceState: in.InstanceState, Region: in.Region, InstanceName: in.InstanceName,
+		LatestOperation: in.LatestOperation, LatestOperationState: in.LatestOperationState,
+		LatestOperationRequestId: in.LatestOperationRequestId, LatestOperationErrorMsg: in.LatestOperationErrorMsg,
+	}
 }
 
 func (s *Server) adminPutInstance(w http.ResponseWriter, r *http.Request) {
@@ -112,8 +170,8 @@ func (s *Server) adminPutInstance(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err)
 		return
 	}
-	if id == "" || body.State == "" || body.State == Absent {
-		adminError(w, http.StatusBadRequest, errors.New("a non-empty id and state (not ABSENT) are required"))
+	if id == "" || body.State == Absent {
+		adminError(w, http.StatusBadRequest, errors.New("a non-empty id is required, and ABSENT is not a state (use DELETE)"))
 		return
 	}
 	s.mu.Lock()
@@ -128,28 +186,52 @@ func (s *Server) adminPutInstance(w http.ResponseWriter, r *http.Request) {
 			adminError(w, http.StatusBadRequest, fmt.Errorf("instance %q is in region %q, not %q", id, region, body.Region))
 			return
 		}
-		if err := s.SetState(id, body.State); err != nil {
+		if body.Zone != "" || body.InstanceType != "" {
+			adminError(w, http.StatusBadRequest, fmt.Errorf("instance %q exists: zone and instanceType cannot change", id))
+			return
+		}
+		in, err := s.Update(id, body.update())
+		if err != nil {
 			adminError(w, statusOf(err), err)
 			return
 		}
-		s.log.Info("admin set state", slog.String("instanceId", clip(id)), slog.String("state", clip(body.State)))
-		adminJSON(w, http.StatusOK, Instance{InstanceId: id, InstanceState: body.State, Region: region})
+		s.log.Info("admin update", slog.String("instanceId", clip(id)), slog.String("state", clip(in.InstanceState)),
+			slog.String("operation", clip(body.Operation)), slog.String("requestId", in.LatestOperationRequestId))
+		adminJSON(w, http.StatusOK, toAdminInstance(in))
+		return
+	}
+	if body.State == "" {
+		adminError(w, http.StatusBadRequest, fmt.Errorf("instance %q does not exist: a state is required to create it", id))
 		return
 	}
 	spec := Instance{
 		InstanceId: id, InstanceState: body.State, Region: body.Region,
-		Zone: body.Zone, InstanceName: body.Name, InstanceType: body.InstanceType, Tags: body.Tags,
+		Zone: body.Zone, InstanceType: body.InstanceType,
+		RestrictState: body.RestrictState, IsolatedSource: body.IsolatedSource,
 	}
-	if err := s.CreateInstance(spec); err != nil {
+	if body.Name != nil {
+		spec.InstanceName = *body.Name
+	}
+	if body.Tags != nil {
+		spec.Tags = append([]Tag{}, (*body.Tags)...)
+	}
+	var in Instance
+	var err error
+	if body.Operation != "" {
+		in, err = s.CreateOperated(spec, body.update())
+	} else {
+		u := body.update()
+		if err = u.validate(); err == nil {
+			in, err = s.create(spec, nil)
+		}
+	}
+	if err != nil {
 		adminError(w, statusOf(err), err)
 		return
 	}
-	if spec.Region == "" {
-		spec.Region = s.opts.Regions[0]
-	}
 	s.log.Info("admin create", slog.String("instanceId", clip(id)), slog.String("state", clip(body.State)),
-		slog.String("region", spec.Region))
-	adminJSON(w, http.StatusCreated, Instance{InstanceId: id, InstanceState: body.State, Region: spec.Region})
+		slog.String("region", in.Region), slog.String("operation", clip(body.Operation)))
+	adminJSON(w, http.StatusCreated, toAdminInstance(in))
 }
 
 func statusOf(err error) int {

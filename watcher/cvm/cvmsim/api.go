@@ -23,7 +23,11 @@ func isTencentRegion(r string) bool {
 }
 
 func isServedAction(a string) bool {
-	return a == ActionDescribeInstancesStatus || a == ActionDescribeInstances || a == ActionAssumeRole || a == ActionDescribeRegions
+	switch a {
+	case ActionDescribeInstancesStatus, ActionDescribeInstances, ActionAssumeRole, ActionDescribeRegions, ActionLookUpEvents:
+		return true
+	}
+	return false
 }
 
 // versionOf is the API version of a served action.
@@ -33,8 +37,23 @@ func versionOf(action string) string {
 		return STSVersion
 	case ActionDescribeRegions:
 		return RegionAPIVersion
+	case ActionLookUpEvents:
+		return AuditVersion
 	}
 	return APIVersion
+}
+
+// serviceOf is the credential scope service of a served action.
+func serviceOf(action string) string {
+	switch action {
+	case ActionAssumeRole:
+		return stsService
+	case ActionDescribeRegions:
+		return regionService
+	case ActionLookUpEvents:
+		return auditService
+	}
+	return tc3Service
 }
 
 // reply is the answer to one API request, decided before it is sent.
@@ -116,20 +135,38 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rid string) rep
 	if env.action == ActionDescribeRegions {
 		return s.serveDescribeRegions(r, body, rid)
 	}
-	p, perr := parseParams(r, body, env.action)
-	if perr == nil {
-		perr = validate(&p)
-	}
 	m := faultMatch{action: env.action, region: env.region}
-	if p.hasOffset {
-		m.offset = p.offset
+	var perr *apiError
+	var answer func() []byte // the success body, under s.mu
+	if env.action == ActionLookUpEvents {
+		var p auditParams
+		p, perr = parseAuditParams(r, body)
+		if perr == nil {
+			perr = validateAudit(&p)
+		}
+		answer = func() []byte {
+			pg := s.lookUpLocked(p, s.now())
+			s.fireLocked(m, false, func(f Fault) bool { return applyAuditFault(&pg, f) },
+				FaultNullFields, FaultLyingTotal, FaultDuplicate, FaultHostileValues)
+			return encodeAuditPage(pg, rid)
+		}
+	} else {
+		var p params
+		p, perr = parseParams(r, body, env.action)
+		if perr == nil {
+			perr = validate(&p)
+		}
+		if p.hasOffset {
+			m.offset = p.offset
+		}
+		answer = func() []byte { return encodePage(env.action, s.describeLocked(env, p, m), rid) }
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var injected *apiError
 	s.fireLocked(m, true, func(f Fault) bool {
-		injected = errorf(f.Code, "Injected by cvmsim.")
+		injected = injectedError(f.Code, env.action)
 		return true
 	}, FaultError)
 	if injected != nil {
@@ -152,7 +189,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rid string) rep
 	if perr != nil {
 		rep = errorReply(perr, rid)
 	} else {
-		rep = jsonReply(encodePage(env.action, s.describeLocked(env, p, m), rid), "ok")
+		rep = jsonReply(answer(), "ok")
 	}
 	rep.delay = delay
 	s.fireLocked(m, true, func(Fault) bool {
@@ -161,6 +198,17 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, rid string) rep
 		return true
 	}, FaultTruncated)
 	return rep
+}
+
+// injectedError is the error an error fault answers: for
+// AuthFailure.UnauthorizedOperation the message names the CAM action denied,
+// as the real one does.
+func injectedError(code, action string) *apiError {
+	if code == CodeAuthUnauthorizedOperation {
+		return errorf(code, "you are not authorized to perform operation ("+serviceOf(action)+":"+clip(action)+
+			")\nresource (qcs::"+serviceOf(action)+":::*) has no permission (injected by cvmsim).")
+	}
+	return errorf(code, "Injected by cvmsim.")
 }
 
 // admit checks the common parameters, the signature, the action, the

@@ -182,7 +182,8 @@ func sha256Hex(b []byte) string {
 // SecretId that signed it. Checks, in order: the header's shape
 // (InvalidAuthorization), the SecretId (SecretIdNotFound), the timestamp
 // against server time (SignatureExpire), the credential scope (service "sts"
-// for AssumeRole, "cvm" otherwise) and the signature itself
+// for AssumeRole, "region" for DescribeRegions, "cloudaudit" for
+// LookUpEvents, "cvm" otherwise) and the signature itself
 // (SignatureFailure), then for a temporary SecretId its X-TC-Token and expiry
 // (TokenFailure). Replays of a correctly signed request are accepted: TC3 has
 // no nonce.
@@ -205,13 +206,7 @@ func (s *Server) verifySignature(r *http.Request, body []byte, env envelope, now
 	if aerr != nil {
 		return "", nil, aerr
 	}
-	service := tc3Service
-	switch env.action {
-	case ActionAssumeRole:
-		service = stsService
-	case ActionDescribeRegions:
-		service = regionService
-	}
+	service := serviceOf(env.action)
 	secretKey, temp, ok := s.secretKey(a.secretID)
 	if !ok {
 		return "", nil, errorf(CodeAuthSecretIDNotFound, "The SecretId is not found, please ensure that your SecretId is correct.")

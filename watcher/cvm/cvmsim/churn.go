@@ -6,10 +6,15 @@ import (
 )
 
 // step is one pending churn transition: at time at, the instance goes to to
-// (Absent: it is released).
+// (Absent: it is released), or with keep stays in its state. The last step
+// of a plan ends the instance's operation, if it has one: FAILED with fail
+// as the message if set (or when the instance ends LAUNCH_FAILED), SUCCESS
+// otherwise.
 type step struct {
-	to string
-	at time.Time
+	to   string
+	at   time.Time
+	keep bool
+	fail string
 }
 
 // dwell is the range of time an instance stays in an intermediate state, at
@@ -83,7 +88,7 @@ func (s *Server) advance(now time.Time) {
 	}
 	for c.credit >= 1 {
 		c.credit--
-		s.startOpLocked(now)
+		s.churnOpLocked(now)
 	}
 }
 
@@ -105,17 +110,24 @@ func (s *Server) applyDueLocked(now time.Time) {
 		}
 		st := next.plan[0]
 		next.plan = next.plan[1:]
-		if st.to == Absent {
+		op := next.op
+		switch {
+		case st.to == Absent:
 			s.fleet.remove(next, st.at)
+		case !st.keep:
+			s.fleet.setState(next, st.to, st.at)
+		}
+		if len(next.plan) > 0 {
 			continue
 		}
-		s.fleet.setState(next, st.to, st.at)
-		if len(next.plan) == 0 {
-			delete(s.fleet.pending, next.id)
-			next.latestOpState = "SUCCESS"
-			if st.to == StateLaunchFailed {
-				next.latestOpState = "FAILED"
-			}
+		delete(s.fleet.pending, next.id)
+		switch {
+		case st.fail != "":
+			finishOpLocked(next, op, OperationFailed, st.fail)
+		case st.to == StateLaunchFailed:
+			finishOpLocked(next, op, OperationFailed, failureMessage(ActionRunInstances))
+		default:
+			finishOpLocked(next, op, OperationSuccess, "")
 		}
 	}
 }
@@ -128,11 +140,19 @@ func (s *Server) dwellLocked(state string) time.Duration {
 	return time.Duration(float64(v) * s.churn.scale)
 }
 
-// startOpLocked starts one seeded-random lifecycle operation in a random
+// isolationShare is the share of the churn engine's terminations that are
+// isolations for arrears (postpaid) or expiry (prepaid) instead: SHUTDOWN
+// with no operation, RestrictState EXPIRED and IsolatedSource ARREAR or
+// EXPIRE, then TERMINATING and released like a termination.
+const isolationShare = 0.1
+
+// churnOpLocked starts one seeded-random lifecycle operation in a random
 // region. Creations and terminations are balanced to steer each region's
 // listed size (SHUTDOWN and TERMINATING included) towards the initial size;
-// the other operations stop, start and reboot stable instances.
-func (s *Server) startOpLocked(now time.Time) {
+// the other operations stop, start and reboot stable instances. An
+// operation fails (its state unchanged, FAILED with a message) with
+// probability Options.OperationFailureRate.
+func (s *Server) churnOpLocked(now time.Time) {
 	r := s.rngChurn
 	region := s.fleet.order[r.IntN(len(s.fleet.order))]
 	size := len(s.fleet.regions[region])
@@ -160,26 +180,36 @@ func (s *Server) startOpLocked(now time.Time) {
 		return
 	}
 	in := stable[r.IntN(len(stable))]
-	if x < pCreate+pTerminate || in.state == StateLaunchFailed {
-		s.opLocked(in, now, "TerminateInstances", StateShutdown, StateTerminating, Absent)
-		return
-	}
+	var action string
 	switch {
+	case x < pCreate+pTerminate || in.state == StateLaunchFailed:
+		if in.state != StateLaunchFailed && s.rngOps.Float64() < isolationShare {
+			s.isolateLocked(in, now)
+			return
+		}
+		action = ActionTerminateInstances
 	case in.state == StateStopped:
-		s.opLocked(in, now, "StartInstances", StateStarting, StateRunning)
+		action = ActionStartInstances
 	case r.Float64() < 0.3:
-		s.opLocked(in, now, "StopInstances", StateStopping, StateStopped)
+		action = ActionStopInstances
 	default:
-		s.opLocked(in, now, "RebootInstances", StateRebooting, StateRunning)
+		action = ActionRebootInstances
 	}
+	actor := churnActors[s.rngOps.IntN(len(churnActors))]
+	fail := s.opts.OperationFailureRate > 0 && s.rngOps.Float64() < s.opts.OperationFailureRate
+	s.startOpLocked(in, now, action, actor, fail)
 }
 
-// opLocked puts in into path[0] now and plans the rest of path, each step
-// after the dwell time of the state before it.
-func (s *Server) opLocked(in *instance, now time.Time, op string, path ...string) {
-	in.latestOp, in.latestOpState, in.latestOpReq = op, "OPERATING", rngUUID(s.rngChurn)
-	s.fleet.setState(in, path[0], now)
-	s.planLocked(in, now, path)
+// isolateLocked shuts in down for arrears (postpaid) or expiry (prepaid):
+// no operation, LatestOperation* untouched.
+func (s *Server) isolateLocked(in *instance, now time.Time) {
+	s.fleet.cancel(in)
+	in.restrict, in.isolated = "EXPIRED", "ARREAR"
+	if in.chargeType == "PREPAID" {
+		in.isolated = "EXPIRE"
+	}
+	s.fleet.setState(in, StateShutdown, now)
+	s.planLocked(in, now, []string{StateShutdown, StateTerminating, Absent})
 }
 
 func (s *Server) planLocked(in *instance, now time.Time, path []string) {
@@ -193,10 +223,10 @@ func (s *Server) planLocked(in *instance, now time.Time, path []string) {
 }
 
 // opCreateLocked launches a new instance: PENDING, then RUNNING, or
-// LAUNCH_FAILED about 5% of the time.
+// LAUNCH_FAILED about 5% of the time (the RunInstances operation FAILED).
 func (s *Server) opCreateLocked(region string, now time.Time) {
 	in := s.genInstanceLocked(region, s.newIDLocked(), StatePending, now)
-	in.latestOp, in.latestOpState, in.latestOpReq = "RunInstances", "OPERATING", rngUUID(s.rngChurn)
+	s.newOpLocked(in, ActionRunInstances, churnActors[s.rngOps.IntN(len(churnActors))], "", true, now)
 	s.fleet.add(in, now)
 	final := StateRunning
 	if s.rngChurn.IntN(100) < 5 {

@@ -92,8 +92,21 @@ func TestChurnGoesThroughRealStates(t *testing.T) {
 		if live[in.InstanceId] != in.InstanceState {
 			t.Fatalf("%s: replay %q, fleet %q", in.InstanceId, live[in.InstanceId], in.InstanceState)
 		}
+		isolated := in.IsolatedSource == "ARREAR" || in.IsolatedSource == "EXPIRE"
 		switch in.InstanceState {
-		case StateStopping, StateStarting, StateRebooting, StatePending, StateShutdown, StateTerminating:
+		case StateShutdown, StateTerminating:
+			if isolated {
+				// an isolation for arrears or expiry: no operation
+				if in.RestrictState != "EXPIRED" {
+					t.Fatalf("%s isolated for %s with restrict state %s", in.InstanceId, in.IsolatedSource, in.RestrictState)
+				}
+				continue
+			}
+			if in.IsolatedSource != "MANMADE" {
+				t.Fatalf("%s in %s by TerminateInstances with isolated source %s", in.InstanceId, in.InstanceState, in.IsolatedSource)
+			}
+			fallthrough
+		case StateStopping, StateStarting, StateRebooting, StatePending:
 			if in.LatestOperationState != "OPERATING" {
 				t.Fatalf("%s in %s with operation %s %s", in.InstanceId, in.InstanceState, in.LatestOperation, in.LatestOperationState)
 			}
@@ -138,7 +151,7 @@ func TestSetStateCancelsChurnPlan(t *testing.T) {
 	in := s.Instances("")[0]
 	now := s.now()
 	s.mu.Lock()
-	s.opLocked(s.fleet.byID[in.InstanceId], now, "StopInstances", StateStopping, StateStopped)
+	s.startOpLocked(s.fleet.byID[in.InstanceId], now, ActionStopInstances, "", false)
 	s.mu.Unlock()
 	if err := s.SetState(in.InstanceId, "HIBERNATING"); err != nil {
 		t.Fatal(err)

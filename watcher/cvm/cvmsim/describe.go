@@ -127,9 +127,10 @@ outer:
 // pageItem is one item of a page: a copy of the instance, plus the nulls a
 // fault asks for.
 type pageItem struct {
-	inst      instance
-	nullID    bool
-	nullState bool
+	inst        instance
+	nullID      bool
+	nullState   bool
+	nullDetails bool
 }
 
 // page is one answer of a Describe action before encoding.
@@ -164,6 +165,7 @@ func (s *Server) describeLocked(env envelope, p params, m faultMatch) page {
 			if p.offset == 0 || len(match) == 0 {
 				return false
 			}
+			s.fleet.cancel(match[0])
 			s.fleet.remove(match[0], now)
 			return true
 		}
@@ -183,8 +185,9 @@ func (s *Server) describeLocked(env envelope, p params, m faultMatch) page {
 			pg.items = append(pg.items, pageItem{inst: c})
 		}
 	}
-	s.fireLocked(m, false, func(f Fault) bool { return applyDataFault(&pg, f) },
-		FaultNullFields, FaultLyingTotal, FaultDuplicate, FaultUnknownState, FaultHostileIDs)
+	s.fireLocked(m, false, func(f Fault) bool { return applyDataFault(&pg, f, env.action) },
+		FaultNullFields, FaultLyingTotal, FaultDuplicate, FaultUnknownState, FaultHostileIDs,
+		FaultNullDetails, FaultHostileValues)
 	return pg
 }
 
@@ -194,9 +197,68 @@ func hostileIDs() []string {
 	return []string{"ins-a.b>*", "ins-with space", "ins-" + strings.Repeat("x", 296), ""}
 }
 
-// applyDataFault changes pg as f says and reports whether it did anything.
-func applyDataFault(pg *page, f Fault) bool {
+// hostileValues are strings no consumer should trust: NATS subject
+// metacharacters, control characters, NUL, a terminal escape, a
+// right-to-left override, quotes and markup, bytes that are not UTF-8
+// (encoded as U+FFFD, as encoding/json does), non-ASCII text, 10,000 bytes
+// and nothing.
+func hostileValues() []string {
+	return []string{
+		"a.b>*",
+		"line\nbreak\ttab\r",
+		"\x1b[31mred\x1b[0m\x1b]0;title\x07",
+		"nul\x00byte",
+		"\u202eevil\u202c",
+		"\"quoted\" \\ `tick` <b>html</b> {{.tmpl}} ${env} *bold* @all",
+		"\xff\xfe not UTF-8",
+		"emoji \U0001F680 中文 Ünïcødé",
+		strings.Repeat("long-", 2000),
+		"",
+	}
+}
+
+// hostileTags are the 60 tags FaultHostileValues gives an item.
+func hostileTags() []Tag {
+	vals := hostileValues()
+	tags := make([]Tag, 0, 60)
+	for i, v := range vals {
+		tags = append(tags, Tag{Key: fmt.Sprintf("hostile-%d", i), Value: v})
+	}
+	tags = append(tags,
+		Tag{Key: "a.b>*", Value: "subject metacharacters in the key"},
+		Tag{Key: "", Value: "empty key"},
+		Tag{Key: strings.Repeat("k", 300), Value: "300-byte key"},
+		Tag{Key: "dup", Value: "first"},
+		Tag{Key: "dup", Value: "second"},
+		Tag{Key: "line\nkey\x1b[0m", Value: "control characters in the key"},
+	)
+	for i := 0; len(tags) < 60; i++ {
+		tags = append(tags, Tag{Key: fmt.Sprintf("filler-%02d", i), Value: "x"})
+	}
+	return tags
+}
+
+// applyDataFault changes pg, a page of action, as f says and reports
+// whether it did anything.
+func applyDataFault(pg *page, f Fault, action string) bool {
 	switch f.Kind {
+	case FaultNullDetails:
+		if action != ActionDescribeInstances || len(pg.items) == 0 {
+			return false
+		}
+		for i := range pg.items {
+			pg.items[i].nullDetails = true
+		}
+		return true
+	case FaultHostileValues:
+		if action != ActionDescribeInstances || len(pg.items) == 0 {
+			return false
+		}
+		for i := range pg.items {
+			pg.items[i].inst.name = "\x1b[2J" + hostileValues()[i%len(hostileValues())] + "\u202e"
+			pg.items[i].inst.tags = append(append([]Tag(nil), pg.items[i].inst.tags...), hostileTags()...)
+		}
+		return true
 	case FaultNullFields:
 		switch len(pg.items) {
 		case 0:

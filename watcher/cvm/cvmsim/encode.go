@@ -11,8 +11,8 @@ type statusItem struct {
 }
 
 type placementItem struct {
-	Zone      string `json:"Zone"`
-	ProjectId int64  `json:"ProjectId"`
+	Zone      *string `json:"Zone"`
+	ProjectId int64   `json:"ProjectId"`
 }
 
 type systemDiskItem struct {
@@ -33,17 +33,28 @@ type vpcItem struct {
 	AsVpcGateway bool   `json:"AsVpcGateway"`
 }
 
+// tagItem is an element of Tags; the null-details fault nulls a Value.
+type tagItem struct {
+	Key   *string `json:"Key"`
+	Value *string `json:"Value"`
+}
+
 // instanceItem is an element of DescribeInstances' InstanceSet, with the
-// fields a poller or an enricher reads, in the real API's shapes.
+// fields a poller or an enricher reads, in the real API's shapes (SDK
+// cvm/v20170312.Instance). A pointer or slice field is null where the real
+// API gives null: PublicIpAddresses without a public IP, ExpiredTime and
+// RenewFlag of a postpaid instance, LatestOperationErrorMsg unless the
+// operation failed, LatestOperation* of an instance that never had one; and
+// every descriptive field under the null-details fault.
 type instanceItem struct {
-	Placement                placementItem  `json:"Placement"`
+	Placement                *placementItem `json:"Placement"`
 	InstanceId               *string        `json:"InstanceId"`
-	InstanceType             string         `json:"InstanceType"`
+	InstanceType             *string        `json:"InstanceType"`
 	CPU                      int64          `json:"CPU"`
 	Memory                   int64          `json:"Memory"`
-	RestrictState            string         `json:"RestrictState"`
-	InstanceName             string         `json:"InstanceName"`
-	InstanceChargeType       string         `json:"InstanceChargeType"`
+	RestrictState            *string        `json:"RestrictState"`
+	InstanceName             *string        `json:"InstanceName"`
+	InstanceChargeType       *string        `json:"InstanceChargeType"`
 	SystemDisk               systemDiskItem `json:"SystemDisk"`
 	DataDisks                []struct{}     `json:"DataDisks"`
 	PrivateIpAddresses       []string       `json:"PrivateIpAddresses"`
@@ -52,12 +63,12 @@ type instanceItem struct {
 	VirtualPrivateCloud      vpcItem        `json:"VirtualPrivateCloud"`
 	ImageId                  string         `json:"ImageId"`
 	RenewFlag                *string        `json:"RenewFlag"`
-	CreatedTime              string         `json:"CreatedTime"`
+	CreatedTime              *string        `json:"CreatedTime"`
 	ExpiredTime              *string        `json:"ExpiredTime"`
 	OsName                   string         `json:"OsName"`
 	SecurityGroupIds         []string       `json:"SecurityGroupIds"`
 	InstanceState            *string        `json:"InstanceState"`
-	Tags                     []Tag          `json:"Tags"`
+	Tags                     []*tagItem     `json:"Tags"`
 	StopChargingMode         string         `json:"StopChargingMode"`
 	Uuid                     string         `json:"Uuid"`
 	LatestOperation          *string        `json:"LatestOperation"`
@@ -68,10 +79,11 @@ type instanceItem struct {
 	CamRoleName              string         `json:"CamRoleName"`
 	HpcClusterId             string         `json:"HpcClusterId"`
 	RdmaIpAddresses          []string       `json:"RdmaIpAddresses"`
-	IsolatedSource           string         `json:"IsolatedSource"`
+	IsolatedSource           *string        `json:"IsolatedSource"`
 	DisableApiTermination    bool           `json:"DisableApiTermination"`
 	DefaultLoginUser         string         `json:"DefaultLoginUser"`
 	DefaultLoginPort         int64          `json:"DefaultLoginPort"`
+	LatestOperationErrorMsg  *string        `json:"LatestOperationErrorMsg"`
 }
 
 type listResponse struct {
@@ -107,14 +119,14 @@ func toStatusItem(it pageItem) statusItem {
 func toInstanceItem(it pageItem) instanceItem {
 	in := it.inst
 	out := instanceItem{
-		Placement:          placementItem{Zone: in.zone, ProjectId: in.projectID},
+		Placement:          &placementItem{Zone: &in.zone, ProjectId: in.projectID},
 		InstanceId:         strPtr(in.id, it.nullID),
-		InstanceType:       in.itype,
+		InstanceType:       &in.itype,
 		CPU:                in.cpu,
 		Memory:             in.memory,
-		RestrictState:      "NORMAL",
-		InstanceName:       in.name,
-		InstanceChargeType: in.chargeType,
+		RestrictState:      &in.restrict,
+		InstanceName:       &in.name,
+		InstanceChargeType: &in.chargeType,
 		SystemDisk:         systemDiskItem{DiskType: "CLOUD_PREMIUM", DiskId: diskID(in.uuid), DiskSize: 50},
 		PrivateIpAddresses: []string{in.privateIP},
 		InternetAccessible: internetItem{InternetChargeType: "TRAFFIC_POSTPAID_BY_HOUR"},
@@ -123,37 +135,56 @@ func toInstanceItem(it pageItem) instanceItem {
 			SubnetId: in.subnetID,
 		},
 		ImageId:                  in.imageID,
-		CreatedTime:              in.created.UTC().Format(createdLayout),
+		CreatedTime:              optStr(in.created.UTC().Format(createdLayout)),
 		OsName:                   "TencentOS Server 3.1 (TK4)",
 		SecurityGroupIds:         []string{in.sgID},
 		InstanceState:            strPtr(in.state, it.nullState),
-		Tags:                     append([]Tag{}, in.tags...),
+		Tags:                     make([]*tagItem, 0, len(in.tags)),
 		StopChargingMode:         "NOT_APPLICABLE",
 		Uuid:                     in.uuid,
 		LatestOperation:          optStr(in.latestOp),
 		LatestOperationState:     optStr(in.latestOpState),
 		LatestOperationRequestId: optStr(in.latestOpReq),
-		IsolatedSource:           "NOTISOLATED",
+		IsolatedSource:           &in.isolated,
 		DefaultLoginUser:         "root",
 		DefaultLoginPort:         22,
+		LatestOperationErrorMsg:  optStr(in.latestOpErr),
+	}
+	for _, t := range in.tags {
+		out.Tags = append(out.Tags, &tagItem{Key: optStr2(t.Key), Value: optStr2(t.Value)})
 	}
 	if in.publicIP != "" {
 		out.PublicIpAddresses = []string{in.publicIP}
 		out.InternetAccessible.InternetMaxBandwidthOut = 5
 		out.InternetAccessible.PublicIpAssigned = true
 	}
-	if in.chargeType == "PREPAID" {
+	if in.chargeType == "PREPAID" && !in.expires.IsZero() {
 		out.RenewFlag = optStr("NOTIFY_AND_MANUAL_RENEW")
 		out.ExpiredTime = optStr(in.expires.UTC().Format(createdLayout))
 	}
 	if in.state == StateStopped {
 		out.StopChargingMode = "KEEP_CHARGING"
 	}
-	if in.state == StateShutdown {
-		out.IsolatedSource = "MANUAL_ISOLATE"
+	if it.nullDetails {
+		nullDetails(&out)
 	}
 	return out
 }
+
+// nullDetails nulls every descriptive field of an item but InstanceId and
+// InstanceState, and plants a null tag and a tag with a null Value: the
+// null-details fault.
+func nullDetails(out *instanceItem) {
+	out.Placement, out.InstanceType, out.RestrictState, out.InstanceName = nil, nil, nil, nil
+	out.InstanceChargeType, out.PrivateIpAddresses, out.PublicIpAddresses = nil, nil, nil
+	out.CreatedTime, out.ExpiredTime, out.RenewFlag, out.IsolatedSource = nil, nil, nil, nil
+	out.LatestOperation, out.LatestOperationState, out.LatestOperationRequestId = nil, nil, nil
+	out.LatestOperationErrorMsg = nil
+	out.Tags = []*tagItem{nil, {Key: optStr2("env"), Value: nil}}
+}
+
+// optStr2 is a pointer to s, even when s is empty.
+func optStr2(s string) *string { return &s }
 
 // encodePage renders pg as the action's success response.
 func encodePage(action string, pg page, requestID string) []byte {

@@ -16,8 +16,16 @@ type FaultKind string
 // The fault kinds. Error faults are checked right after authentication and
 // before the quota; the others apply after the quota and the configured
 // latency. Faults that shape the data (null-fields, lying-total, duplicate,
-// unknown-state, hostile-ids) and the fleet faults (shift-insert,
-// shift-release) apply only to requests that would otherwise succeed.
+// unknown-state, hostile-ids, null-details, hostile-values) and the fleet
+// faults (shift-insert, shift-release) apply only to requests that would
+// otherwise succeed. Every kind applies to LookUpEvents as to the CVM
+// actions except those that shape a page of instances (unknown-state,
+// hostile-ids, null-details) and the fleet faults; there null-fields nulls
+// the Events set when it is empty, else the first event's Username,
+// EventTime, EventName, SourceIPAddress and Resources and the response's
+// NextToken, ListOver and TotalCount; duplicate repeats the first event.
+// Missing permission is an error fault with Code
+// AuthFailure.UnauthorizedOperation and the Action it denies.
 const (
 	// FaultError answers Response.Error with Code (HTTP 200); any code.
 	FaultError FaultKind = "error"
@@ -60,6 +68,20 @@ const (
 	// FaultHostileIDs adds items with the IDs `ins-a.b>*`, `ins-with space`,
 	// a 300-character ID and "", and adds 4 to TotalCount.
 	FaultHostileIDs FaultKind = "hostile-ids"
+	// FaultNullDetails nulls, in every item of a DescribeInstances page,
+	// every descriptive field but InstanceId and InstanceState (Placement,
+	// InstanceName, InstanceType, IPs, CreatedTime, ExpiredTime,
+	// RestrictState, IsolatedSource, LatestOperation*...) and makes Tags
+	// [null, {"Key":"env","Value":null}]. DescribeInstances only.
+	FaultNullDetails FaultKind = "null-details"
+	// FaultHostileValues gives DescribeInstances items a hostile
+	// InstanceName and 60 tags (beyond the 50 an event carries) with
+	// hostile keys and values: NATS subject metacharacters, control
+	// characters, NUL, a terminal escape, a right-to-left override, quotes
+	// and markup, a 10,000-byte value, a 300-byte key, an empty key and a
+	// duplicate key. To LookUpEvents events it gives a hostile Username and
+	// SourceIPAddress.
+	FaultHostileValues FaultKind = "hostile-values"
 )
 
 // Fault describes one injected misbehaviour. A fault matches a request when
@@ -92,7 +114,8 @@ func (f Fault) Validate() error {
 		}
 	case FaultTimeout, FaultTruncated, FaultNonJSON, FaultHTML502, FaultEmptyObject,
 		FaultEmptyResponse, FaultNullFields, FaultLyingTotal, FaultDuplicate,
-		FaultShiftInsert, FaultShiftRelease, FaultUnknownState, FaultHostileIDs:
+		FaultShiftInsert, FaultShiftRelease, FaultUnknownState, FaultHostileIDs,
+		FaultNullDetails, FaultHostileValues:
 	default:
 		return fmt.Errorf("unknown fault kind %q", f.Kind)
 	}

@@ -34,13 +34,22 @@ type Instance struct {
 	InstanceState string `json:"InstanceState"`
 	Region        string `json:"Region"`
 
-	Zone                 string    `json:"-"` // Placement.Zone, e.g. ap-guangzhou-3
-	InstanceName         string    `json:"-"`
-	InstanceType         string    `json:"-"`
-	Tags                 []Tag     `json:"-"`
-	CreatedTime          time.Time `json:"-"`
-	LatestOperation      string    `json:"-"`
-	LatestOperationState string    `json:"-"` // SUCCESS, OPERATING or FAILED
+	Zone               string    `json:"-"` // Placement.Zone, e.g. ap-guangzhou-3
+	InstanceName       string    `json:"-"`
+	InstanceType       string    `json:"-"`
+	Tags               []Tag     `json:"-"`
+	PrivateIpAddresses []string  `json:"-"`
+	PublicIpAddresses  []string  `json:"-"` // nil: none (the API answers null)
+	InstanceChargeType string    `json:"-"` // POSTPAID_BY_HOUR or PREPAID
+	CreatedTime        time.Time `json:"-"`
+	ExpiredTime        time.Time `json:"-"` // zero for postpaid (the API answers null)
+	RestrictState      string    `json:"-"` // NORMAL, EXPIRED, PROTECTIVELY_ISOLATED
+	IsolatedSource     string    `json:"-"` // NOTISOLATED, ARREAR, EXPIRE, MANMADE
+
+	LatestOperation          string `json:"-"`
+	LatestOperationState     string `json:"-"` // SUCCESS, OPERATING or FAILED
+	LatestOperationRequestId string `json:"-"`
+	LatestOperationErrorMsg  string `json:"-"` // set when FAILED
 }
 
 // Tag is a key/value tag of an instance.
@@ -51,12 +60,21 @@ type Tag struct {
 
 // Change is one state change of the simulated fleet: ground truth for tests.
 // From is Absent for a creation, To is Absent for a release.
+//
+// Operation and RequestID name the operation that caused the change, as
+// DescribeInstances shows it in LatestOperation and LatestOperationRequestId
+// while it lasts, and as Operations and LookUpEvents record it. They are
+// empty for a change no operation caused: the initial fleet, SetState, an
+// admin PUT without "operation", an isolation for arrears or expiry
+// (IsolatedSource says why), fleet faults.
 type Change struct {
 	Time       time.Time `json:"time"`
 	Region     string    `json:"region"`
 	InstanceID string    `json:"instanceId"`
 	From       string    `json:"from"`
 	To         string    `json:"to"`
+	Operation  string    `json:"operation,omitempty"`
+	RequestID  string    `json:"requestId,omitempty"`
 }
 
 // instance is the simulator's record of one instance.
@@ -71,23 +89,37 @@ type instance struct {
 	imageID, sgID, vpcID, subnetID, uuid string
 	cpu, memory                          int64
 	projectID                            int64
+	restrict, isolated                   string // RestrictState, IsolatedSource
 	latestOp, latestOpState, latestOpReq string
-	plan                                 []step // pending churn transitions, earliest first
+	latestOpErr                          string
+	plan                                 []step     // pending churn transitions, earliest first
+	op                                   *Operation // the operation whose changes these are; nil: none
 }
 
 func (in *instance) public() Instance {
-	return Instance{
-		InstanceId:           in.id,
-		InstanceState:        in.state,
-		Region:               in.region,
-		Zone:                 in.zone,
-		InstanceName:         in.name,
-		InstanceType:         in.itype,
-		Tags:                 append([]Tag(nil), in.tags...),
-		CreatedTime:          in.created,
-		LatestOperation:      in.latestOp,
-		LatestOperationState: in.latestOpState,
+	out := Instance{
+		InstanceId:               in.id,
+		InstanceState:            in.state,
+		Region:                   in.region,
+		Zone:                     in.zone,
+		InstanceName:             in.name,
+		InstanceType:             in.itype,
+		Tags:                     append([]Tag(nil), in.tags...),
+		PrivateIpAddresses:       []string{in.privateIP},
+		InstanceChargeType:       in.chargeType,
+		CreatedTime:              in.created,
+		ExpiredTime:              in.expires,
+		RestrictState:            in.restrict,
+		IsolatedSource:           in.isolated,
+		LatestOperation:          in.latestOp,
+		LatestOperationState:     in.latestOpState,
+		LatestOperationRequestId: in.latestOpReq,
+		LatestOperationErrorMsg:  in.latestOpErr,
 	}
+	if in.publicIP != "" {
+		out.PublicIpAddresses = []string{in.publicIP}
+	}
+	return out
 }
 
 // fleet is the simulated fleet and its history. Guarded by Server.mu.
@@ -100,15 +132,18 @@ type fleet struct {
 	history    []Change
 	lastChange time.Time
 	pending    map[string]*instance // instances with a churn plan
+	ops        []*Operation         // every operation, in the order made
+	opsByReq   map[string]*Operation
 }
 
 func newFleet(regions []string) fleet {
 	f := fleet{
-		byID:    map[string]*instance{},
-		regions: map[string][]*instance{},
-		order:   append([]string(nil), regions...),
-		issued:  map[string]struct{}{},
-		pending: map[string]*instance{},
+		byID:     map[string]*instance{},
+		regions:  map[string][]*instance{},
+		order:    append([]string(nil), regions...),
+		issued:   map[string]struct{}{},
+		pending:  map[string]*instance{},
+		opsByReq: map[string]*Operation{},
 	}
 	for _, r := range regions {
 		f.regions[r] = nil
@@ -116,14 +151,19 @@ func newFleet(regions []string) fleet {
 	return f
 }
 
-// record appends a change; times never go backwards in History.
-func (f *fleet) record(t time.Time, region, id, from, to string) {
+// record appends a change of in, caused by in.op if set; times never go
+// backwards in History.
+func (f *fleet) record(t time.Time, in *instance, from, to string) {
 	t = t.UTC() // also drops the monotonic reading
 	if t.Before(f.lastChange) {
 		t = f.lastChange
 	}
 	f.lastChange = t
-	f.history = append(f.history, Change{Time: t, Region: region, InstanceID: id, From: from, To: to})
+	c := Change{Time: t, Region: in.region, InstanceID: in.id, From: from, To: to}
+	if in.op != nil {
+		c.Operation, c.RequestID = in.op.Action, in.op.RequestID
+	}
+	f.history = append(f.history, c)
 }
 
 // add inserts a new instance as the newest of its region and records
@@ -134,7 +174,7 @@ func (f *fleet) add(in *instance, t time.Time) {
 	f.byID[in.id] = in
 	f.issued[in.id] = struct{}{}
 	f.regions[in.region] = append(f.regions[in.region], in)
-	f.record(t, in.region, in.id, Absent, in.state)
+	f.record(t, in, Absent, in.state)
 }
 
 // setState changes the state of in and records it; no-op if unchanged.
@@ -142,7 +182,7 @@ func (f *fleet) setState(in *instance, state string, t time.Time) {
 	if in.state == state {
 		return
 	}
-	f.record(t, in.region, in.id, in.state, state)
+	f.record(t, in, in.state, state)
 	in.state = state
 }
 
@@ -156,7 +196,7 @@ func (f *fleet) remove(in *instance, t time.Time) {
 	delete(f.byID, in.id)
 	delete(f.pending, in.id)
 	in.plan = nil
-	f.record(t, in.region, in.id, in.state, Absent)
+	f.record(t, in, in.state, Absent)
 }
 
 // listing returns the instances of region in listing order: newest first.
@@ -208,10 +248,17 @@ func (s *Server) SetState(id, state string) error {
 	if !ok {
 		return fmt.Errorf("set state of %q: %w", id, ErrNoInstance)
 	}
-	in.plan = nil
-	delete(s.fleet.pending, id)
+	s.fleet.cancel(in)
 	s.fleet.setState(in, state, now)
 	return nil
+}
+
+// cancel drops the pending churn transitions of in: its operation, if any,
+// stays as it is (OPERATING), and later changes are not attributed to it.
+func (f *fleet) cancel(in *instance) {
+	in.plan = nil
+	in.op = nil
+	delete(f.pending, in.id)
 }
 
 // Create adds a new instance, listed first in its region from now on, and
@@ -223,14 +270,26 @@ func (s *Server) Create(region, id, state string) error {
 }
 
 // CreateInstance is Create with control over the descriptive fields: a
-// non-empty Zone, InstanceName, InstanceType or Tags (and a non-zero
-// CreatedTime) is used as given, the rest is generated.
+// non-empty Zone, InstanceName, InstanceType, Tags, PrivateIpAddresses,
+// PublicIpAddresses, InstanceChargeType, RestrictState, IsolatedSource and
+// LatestOperation* (and a non-zero CreatedTime or ExpiredTime) is used as
+// given, the rest is generated. A PREPAID instance without ExpiredTime gets
+// one; a POSTPAID_BY_HOUR one never has one. The creation is attributed to
+// no operation in History and Operations; use Update or the admin API's
+// "operation" for that.
 func (s *Server) CreateInstance(spec Instance) error {
+	_, err := s.create(spec, nil)
+	return err
+}
+
+// create is CreateInstance, made by the new operation u describes if u is
+// not nil: then the creation is attributed to it.
+func (s *Server) create(spec Instance, u *Update) (Instance, error) {
 	if spec.InstanceId == "" {
-		return errEmptyID
+		return Instance{}, errEmptyID
 	}
 	if err := checkState(spec.InstanceState); err != nil {
-		return err
+		return Instance{}, err
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -240,10 +299,10 @@ func (s *Server) CreateInstance(spec Instance) error {
 		region = s.fleet.order[0]
 	}
 	if _, ok := s.fleet.regions[region]; !ok {
-		return fmt.Errorf("create %q: region %q is not served", spec.InstanceId, region)
+		return Instance{}, fmt.Errorf("create %q: region %q is not served", spec.InstanceId, region)
 	}
 	if _, ok := s.fleet.byID[spec.InstanceId]; ok {
-		return fmt.Errorf("create %q: %w", spec.InstanceId, ErrInstanceExists)
+		return Instance{}, fmt.Errorf("create %q: %w", spec.InstanceId, ErrInstanceExists)
 	}
 	in := s.genInstanceLocked(region, spec.InstanceId, spec.InstanceState, now)
 	if spec.Zone != "" {
@@ -261,8 +320,50 @@ func (s *Server) CreateInstance(spec Instance) error {
 	if !spec.CreatedTime.IsZero() {
 		in.created = spec.CreatedTime
 	}
+	applySpec(in, spec, now)
+	var op *Operation
+	if u != nil {
+		op = s.newOpLocked(in, u.Operation, u.Actor, u.SourceIP, !u.Unaudited, now)
+	}
 	s.fleet.add(in, now)
-	return nil
+	if op != nil {
+		s.settleOpLocked(in, op, *u)
+	}
+	return in.public(), nil
+}
+
+// applySpec sets the fields of spec that CreateInstance takes as given
+// beyond zone, name, type, tags and creation time.
+func applySpec(in *instance, spec Instance, now time.Time) {
+	if len(spec.PrivateIpAddresses) > 0 {
+		in.privateIP = spec.PrivateIpAddresses[0]
+	}
+	if spec.PublicIpAddresses != nil {
+		in.publicIP = ""
+		if len(spec.PublicIpAddresses) > 0 {
+			in.publicIP = spec.PublicIpAddresses[0]
+		}
+	}
+	if spec.InstanceChargeType != "" && spec.InstanceChargeType != in.chargeType {
+		in.chargeType = spec.InstanceChargeType
+		in.expires = time.Time{}
+		if in.chargeType == "PREPAID" {
+			in.expires = now.UTC().Truncate(time.Second).AddDate(0, 1, 0)
+		}
+	}
+	if !spec.ExpiredTime.IsZero() && in.chargeType == "PREPAID" {
+		in.expires = spec.ExpiredTime
+	}
+	if spec.RestrictState != "" {
+		in.restrict = spec.RestrictState
+	}
+	if spec.IsolatedSource != "" {
+		in.isolated = spec.IsolatedSource
+	}
+	if spec.LatestOperation != "" {
+		in.latestOp, in.latestOpState = spec.LatestOperation, spec.LatestOperationState
+		in.latestOpReq, in.latestOpErr = spec.LatestOperationRequestId, spec.LatestOperationErrorMsg
+	}
 }
 
 // Release removes an instance from every listing and records state -> ABSENT.
@@ -274,6 +375,7 @@ func (s *Server) Release(id string) error {
 	if !ok {
 		return fmt.Errorf("release %q: %w", id, ErrNoInstance)
 	}
+	s.fleet.cancel(in)
 	s.fleet.remove(in, now)
 	return nil
 }

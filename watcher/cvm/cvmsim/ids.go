@@ -114,14 +114,7 @@ func (s *Server) genInstanceLocked(region, id, state string, created time.Time) 
 	if r.IntN(10) == 0 {
 		name = "未命名" // the console's default name ("unnamed")
 	}
-	var tags []Tag
-	if r.IntN(5) != 0 {
-		tags = []Tag{{Key: "env", Value: env}, {Key: "role", Value: role}}
-		if r.IntN(3) == 0 {
-			teams := []string{"infra", "payments", "search", "growth"}
-			tags = append(tags, Tag{Key: "team", Value: teams[r.IntN(len(teams))]})
-		}
-	}
+	tags := genTags(r, env, role)
 	in := &instance{
 		id:            id,
 		region:        region,
@@ -140,11 +133,16 @@ func (s *Server) genInstanceLocked(region, id, state string, created time.Time) 
 		vpcID:         "vpc-" + rngToken(r, 8),
 		subnetID:      "subnet-" + rngToken(r, 8),
 		uuid:          rngUUID(r),
+		restrict:      "NORMAL",
+		isolated:      "NOTISOLATED",
 		latestOp:      "RunInstances",
 		latestOpState: "SUCCESS",
 		latestOpReq:   rngUUID(r),
 	}
-	if r.IntN(5) == 0 {
+	switch x := r.IntN(20); {
+	case x == 0:
+		in.chargeType = "SPOTPAID"
+	case x <= 4:
 		in.chargeType = "PREPAID"
 		in.expires = in.created.AddDate(0, 1+r.IntN(36), 0)
 		for now := s.now(); in.expires.Before(now); { // renewed yearly
@@ -159,6 +157,31 @@ func (s *Server) genInstanceLocked(region, id, state string, created time.Time) 
 	}
 	return in
 }
+
+// genTags draws 0 to 5 tags: none for about a fifth of the fleet, a lone
+// "owner" for a tenth, otherwise env and role plus up to three of team,
+// owner, cost-center and app.
+func genTags(r *rand.Rand, env, role string) []Tag {
+	switch x := r.IntN(10); {
+	case x < 2:
+		return nil
+	case x == 2:
+		return []Tag{{Key: "owner", Value: pick(r, owners)}}
+	}
+	tags := []Tag{{Key: "env", Value: env}, {Key: "role", Value: role}}
+	extra := []Tag{
+		{Key: "team", Value: pick(r, []string{"infra", "payments", "search", "growth"})},
+		{Key: "owner", Value: pick(r, owners)},
+		{Key: "cost-center", Value: fmt.Sprintf("cc-%04d", 1000+r.IntN(9000))},
+		{Key: "app", Value: pick(r, []string{"checkout", "catalog", "ledger", "feed", "auth"})},
+	}
+	r.Shuffle(len(extra), func(i, j int) { extra[i], extra[j] = extra[j], extra[i] })
+	return append(tags, extra[:r.IntN(len(extra))]...)
+}
+
+var owners = []string{"alice", "bob", "chen.wei", "li.na", "ops-team"}
+
+func pick(r *rand.Rand, from []string) string { return from[r.IntN(len(from))] }
 
 // seedFleetLocked creates the initial fleet: per region n instances, about
 // 85% RUNNING and 15% STOPPED, created over the past two years, recorded as

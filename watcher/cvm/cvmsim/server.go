@@ -50,6 +50,19 @@ type Options struct {
 	// only the API's own limit (DurationSeconds, default 7200 s). Tests set a
 	// few seconds to watch credentials being refreshed.
 	STSMaxDuration time.Duration
+	// OperationFailureRate is the probability, within [0, 1], that an
+	// operation the churn engine starts fails: LatestOperationState FAILED
+	// with a LatestOperationErrorMsg after a while, the state unchanged. 0
+	// means never. Drawn from the seeded stream of operations.
+	OperationFailureRate float64
+	// AuditDelay is how long after an operation its CloudAudit record
+	// becomes visible to LookUpEvents (server clock), like the real
+	// service's ingestion delay: 0 means at once.
+	AuditDelay time.Duration
+	// AuditRateLimit is the quota of LookUpEvents in requests per second per
+	// SecretId: 0 means DefaultAuditRateLimit (20), negative means
+	// unlimited. Its burst is ceil(AuditRateLimit).
+	AuditRateLimit float64
 	// Logger receives a debug line per API request and info lines for
 	// admin changes; nil discards. Secrets are never logged.
 	Logger *slog.Logger
@@ -79,6 +92,7 @@ type Server struct {
 	rngChurn  *rand.Rand
 	rngFault  *rand.Rand
 	rngJitter *rand.Rand
+	rngOps    *rand.Rand // operation failures, actors, source IPs, isolations
 
 	lifeMu    sync.Mutex
 	closed    bool
@@ -139,6 +153,18 @@ func normalize(opts Options) (Options, error) {
 	if opts.DwellScale < 0 || math.IsNaN(opts.DwellScale) || math.IsInf(opts.DwellScale, 0) {
 		return opts, fmt.Errorf("dwell scale %v: want a finite factor >= 0", opts.DwellScale)
 	}
+	if !(opts.OperationFailureRate >= 0 && opts.OperationFailureRate <= 1) {
+		return opts, fmt.Errorf("operation failure rate %v: want a probability within [0, 1]", opts.OperationFailureRate)
+	}
+	if opts.AuditDelay < 0 {
+		return opts, fmt.Errorf("audit delay %v: must not be negative", opts.AuditDelay)
+	}
+	if math.IsNaN(opts.AuditRateLimit) || math.IsInf(opts.AuditRateLimit, 0) {
+		return opts, errors.New("audit rate limit must be a finite number")
+	}
+	if opts.AuditRateLimit == 0 {
+		opts.AuditRateLimit = DefaultAuditRateLimit
+	}
 	if opts.STSMaxDuration < 0 {
 		return opts, fmt.Errorf("sts max duration %v: must not be negative", opts.STSMaxDuration)
 	}
@@ -162,11 +188,12 @@ func newServer(opts Options) (*Server, error) {
 		regions:   map[string]bool{},
 		fleet:     newFleet(opts.Regions),
 		stats:     counters{requests: map[string]int64{}},
-		quota:     newQuota(opts.RateLimit, opts.Burst),
+		quota:     newQuota(opts.RateLimit, opts.Burst, map[string]float64{ActionLookUpEvents: opts.AuditRateLimit}),
 		rngFleet:  newRNG(opts.Seed, 1),
 		rngChurn:  newRNG(opts.Seed, 2),
 		rngFault:  newRNG(opts.Seed, 3),
 		rngJitter: newRNG(opts.Seed, 4),
+		rngOps:    newRNG(opts.Seed, 5),
 		closing:   make(chan struct{}),
 		churnDone: make(chan struct{}),
 	}

@@ -33,7 +33,7 @@ type counters struct {
 // arrive records one API request of action at now (real, monotonic time).
 func (c *counters) arrive(action string, now time.Time) {
 	switch action {
-	case ActionDescribeInstancesStatus, ActionDescribeInstances, ActionAssumeRole:
+	case ActionDescribeInstancesStatus, ActionDescribeInstances, ActionAssumeRole, ActionLookUpEvents:
 	default:
 		action = "other"
 	}
