@@ -176,10 +176,9 @@ func (e *Enricher) List(ctx context.Context, fn func([]watcher.Enrichment) error
 func (e *Enricher) describe(ctx context.Context, st *callStats, args describeArgs, asked map[string]bool) (items []watcher.Enrichment, total, raw int, err error) {
 	err = e.call.do(ctx, st, func() error {
 		req := cvmapi.NewDescribeInstancesRequest()
-		if args.ids == nil {
-			offset, limit := int64(args.offset), int64(args.limit)
-			req.Offset, req.Limit = &offset, &limit
-		}
+		// Limit also with InstanceIds: its default of 20 applies to them too.
+		offset, limit := int64(args.offset), int64(args.limit)
+		req.Offset, req.Limit = &offset, &limit
 		for _, id := range args.ids {
 			req.InstanceIds = append(req.InstanceIds, &id)
 		}

@@ -110,6 +110,25 @@ func TestEnricherListPagesThroughEveryInstance(t *testing.T) {
 	}
 }
 
+func TestEnricherDescribesEveryIDAsked(t *testing.T) {
+	srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 250, Seed: 5})
+	var ids []string
+	for id := range truth(srv) {
+		ids = append(ids, id)
+	}
+	got, err := mustNewEnricher(t, srv, nil).Describe(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, en := range got {
+		seen[en.InstanceID] = true
+	}
+	if len(seen) != len(ids) || len(got) != len(ids) {
+		t.Fatalf("described %d (%d distinct) of %d instances asked in batches of 100", len(got), len(seen), len(ids))
+	}
+}
+
 func TestEnricherHostileAndNullValuesAreData(t *testing.T) {
 	srv := mustStartSim(t, cvmsim.Options{InstancesPerRegion: 5, Seed: 5})
 	e := mustNewEnricher(t, srv, nil)
