@@ -15,6 +15,9 @@ import (
 // targetBuckets are the sub-buckets of one target's bucket.
 type targetBuckets struct {
 	records, outbox, meta *bbolt.Bucket
+	// enrich is nil until an enrichment is stored (see enrichBucket).
+	enrich *bbolt.Bucket
+	parent *bbolt.Bucket
 }
 
 // openTarget returns the buckets of the target stored under key, or nil if
@@ -32,6 +35,8 @@ func openTarget(tx *bbolt.Tx, key []byte) (*targetBuckets, error) {
 		records: t.Bucket([]byte(bucketRecords)),
 		outbox:  t.Bucket([]byte(bucketOutbox)),
 		meta:    t.Bucket([]byte(bucketMeta)),
+		enrich:  t.Bucket([]byte(bucketEnrich)),
+		parent:  t,
 	}
 	if tb.records == nil || tb.outbox == nil || tb.meta == nil {
 		return nil, fmt.Errorf("target bucket lacks a sub-bucket: %w", ErrCorrupt)
@@ -50,7 +55,7 @@ func createTarget(tx *bbolt.Tx, key []byte) (*targetBuckets, error) {
 	if err != nil {
 		return nil, err
 	}
-	var tb targetBuckets
+	tb := targetBuckets{parent: t, enrich: t.Bucket([]byte(bucketEnrich))}
 	if tb.records, err = t.CreateBucketIfNotExists([]byte(bucketRecords)); err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", bucketRecords, err)
 	}
@@ -61,6 +66,19 @@ func createTarget(tx *bbolt.Tx, key []byte) (*targetBuckets, error) {
 		return nil, fmt.Errorf("bucket %s: %w", bucketMeta, err)
 	}
 	return &tb, nil
+}
+
+// enrichBucket returns the enrich bucket, creating it if it is missing.
+func (tb *targetBuckets) enrichBucket() (*bbolt.Bucket, error) {
+	if tb.enrich != nil {
+		return tb.enrich, nil
+	}
+	b, err := tb.parent.CreateBucket([]byte(bucketEnrich))
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucketEnrich, err)
+	}
+	tb.enrich = b
+	return b, nil
 }
 
 // readScanMeta returns the target's scan metadata, zero if none was written.
@@ -153,6 +171,7 @@ func (b *Bolt) Load(ctx context.Context, target watcher.Target, fn func(watcher.
 // buffer that lives until the transaction ends, as bbolt requires.
 type encodedCommit struct {
 	puts    []keyValue // sorted by key: bbolt inserts sorted keys fastest
+	enrich  []keyValue // sorted by key
 	deletes [][]byte
 	events  [][]byte
 	meta    []byte
@@ -167,9 +186,12 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 	}
 	for _, e := range c.Events {
 		size += len(e.ID) + len(e.Target.Account) + len(e.Target.Region) + len(e.InstanceID) + len(e.From) + len(e.To) + 40
+		if e.Instance != nil {
+			size += 256
+		}
 	}
+	size += 320 * len(c.Enrich)
 	buf := make([]byte, 0, size)
-	type span struct{ k, v, end int }
 	puts := make([]span, len(c.Put))
 	var err error
 	for i, r := range c.Put {
@@ -189,6 +211,16 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 		}
 	}
 	events[len(c.Events)] = len(buf)
+	enrich := make([]span, len(c.Enrich))
+	for i, e := range c.Enrich {
+		enrich[i].k = len(buf)
+		buf = append(buf, e.InstanceID...)
+		enrich[i].v = len(buf)
+		if buf, err = appendEnrichment(buf, e); err != nil {
+			return nil, fmt.Errorf("enrichment %s: %w", watcher.Quote(e.InstanceID), err)
+		}
+		enrich[i].end = len(buf)
+	}
 	metaStart := len(buf)
 	if buf, err = appendScanMeta(buf, c.Meta); err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
@@ -200,10 +232,7 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 		events:  make([][]byte, len(c.Events)),
 		meta:    buf[metaStart:len(buf):len(buf)],
 	}
-	for i, p := range puts {
-		ec.puts[i] = keyValue{k: buf[p.k:p.v:p.v], v: buf[p.v:p.end:p.end]}
-	}
-	slices.SortStableFunc(ec.puts, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
+	ec.puts, ec.enrich = spans(buf, puts), spans(buf, enrich)
 	for i := range c.Events {
 		ec.events[i] = buf[events[i]:events[i+1]:events[i+1]]
 	}
@@ -213,6 +242,19 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 	slices.SortFunc(ec.deletes, bytes.Compare)
 	return ec, nil
 }
+
+// spans slices buf's key/value spans into key-sorted pairs.
+func spans(buf []byte, sp []span) []keyValue {
+	out := make([]keyValue, len(sp))
+	for i, p := range sp {
+		out[i] = keyValue{k: buf[p.k:p.v:p.v], v: buf[p.v:p.end:p.end]}
+	}
+	slices.SortStableFunc(out, func(a, b keyValue) int { return bytes.Compare(a.k, b.k) })
+	return out
+}
+
+// span locates a key and its value in an encoding buffer.
+type span struct{ k, v, end int }
 
 // Commit applies c to target in one bbolt transaction, fsynced before it
 // returns: records put and deleted, events appended to the outbox under the
@@ -256,6 +298,14 @@ func (b *Bolt) Commit(ctx context.Context, target watcher.Target, c watcher.Comm
 			if err := tb.records.Delete(k); err != nil {
 				return fmt.Errorf("delete %s: %w", watcher.Quote(string(k)), err)
 			}
+			if tb.enrich != nil {
+				if err := tb.enrich.Delete(k); err != nil {
+					return fmt.Errorf("delete enrichment %s: %w", watcher.Quote(string(k)), err)
+				}
+			}
+		}
+		if err := tb.putEnrich(ec.enrich); err != nil {
+			return err
 		}
 		if n := uint64(len(ec.events)); n > 0 {
 			next, err := tb.readNext()

@@ -11,6 +11,8 @@
 //	targets                   one bucket per target, keyed account 0x00 region
 //	  <account>\x00<region>
 //	    records               instance ID -> encoded watcher.Record
+//	    enrich                instance ID -> encoded watcher.Enrichment (optional:
+//	                          created by the first commit or refresh that stores one)
 //	    outbox                uint64 big-endian seq -> encoded watcher.Event
 //	    meta                  "scan" -> encoded watcher.ScanMeta
 //	                          "next" -> uint64 big-endian: the next outbox seq
@@ -42,9 +44,25 @@
 //	  1 | flags(1:Baselined 2:LastScan 4:LastComplete)
 //	    | [LastScan varint] | [LastComplete varint] | Scans uvarint | CompleteScans uvarint
 //	outbox entry (key: seq)
-//	  1 | flags(1:ObservedAt 2:PreviousObservedAt) | ID str | Account str | Region str
+//	  1 | flags(1:ObservedAt 2:PreviousObservedAt 4:Instance 8:Operation 16:Instance.Truncated)
+//	    | ID str | Account str | Region str
 //	    | InstanceID str | From str | To str | Sequence uvarint
-//	    | [ObservedAt varint] | [PreviousObservedAt varint]
+//	    | [ObservedAt varint] | [PreviousObservedAt varint] | [instance] | [operation]
+//	enrichment (key: instance ID)
+//	  1 | flags(1:FetchedAt 2:Instance.Truncated) | State str | [FetchedAt varint]
+//	    | instance | operation
+//	instance
+//	  Name str | Zone str | InstanceType str | uvarint n, n PrivateIPs str
+//	    | uvarint n, n PublicIPs str | uvarint n, n (Key str, Value str)
+//	    | ChargeType str | CreatedTime str | ExpiredTime str | RestrictState str
+//	    | IsolatedSource str
+//	operation
+//	  Name str | State str | RequestID str | Error str
+//
+// The enrichment fields and the enrich bucket were added without a new
+// format version: files written before them read unchanged (no flag, no
+// bucket), but an older cvmwatch refuses an outbox entry that carries
+// them (unknown flag), so downgrading needs an empty outbox.
 //
 // Times come back in UTC and Equal to what was stored. Times outside the
 // range of Unix nanoseconds (years 1678 to 2262), other than the zero time,

@@ -32,7 +32,10 @@ const (
 const (
 	evObservedAt     = 1 << 0
 	evPrevObservedAt = 1 << 1
-	evAllFlags       = evObservedAt | evPrevObservedAt
+	evInstance       = 1 << 2
+	evOperation      = 1 << 3
+	evTruncated      = 1 << 4 // Instance.Truncated
+	evAllFlags       = evObservedAt | evPrevObservedAt | evInstance | evOperation | evTruncated
 )
 
 // checkTime reports whether t can be stored: the zero time, or a time whose
@@ -162,6 +165,15 @@ func appendEvent(dst []byte, e watcher.Event) ([]byte, error) {
 		return dst, fmt.Errorf("previous observed at: %w", err)
 	}
 	flags := timeFlag(e.ObservedAt, evObservedAt) | timeFlag(e.PreviousObservedAt, evPrevObservedAt)
+	if e.Instance != nil {
+		flags |= evInstance
+		if e.Instance.Truncated {
+			flags |= evTruncated
+		}
+	}
+	if e.Operation != nil {
+		flags |= evOperation
+	}
 	dst = append(dst, encVersion, flags)
 	dst = appendString(dst, e.ID)
 	dst = appendString(dst, e.Target.Account)
@@ -175,6 +187,12 @@ func appendEvent(dst []byte, e watcher.Event) ([]byte, error) {
 	}
 	if flags&evPrevObservedAt != 0 {
 		dst = binary.AppendVarint(dst, e.PreviousObservedAt.UnixNano())
+	}
+	if e.Instance != nil {
+		dst = appendInstance(dst, e.Instance)
+	}
+	if e.Operation != nil {
+		dst = appendOperation(dst, e.Operation)
 	}
 	return dst, nil
 }
@@ -200,6 +218,18 @@ func decodeOutboxEntry(key, val []byte) (watcher.OutboxEntry, error) {
 	}
 	if flags&evPrevObservedAt != 0 {
 		e.PreviousObservedAt = d.time("previous observed at")
+	}
+	switch {
+	case flags&evInstance != 0:
+		in := d.instance()
+		in.Truncated = flags&evTruncated != 0
+		e.Instance = &in
+	case flags&evTruncated != 0:
+		d.fail("truncated flag without an instance")
+	}
+	if flags&evOperation != 0 {
+		op := d.operation()
+		e.Operation = &op
 	}
 	if err := d.finish(); err != nil {
 		return watcher.OutboxEntry{}, err

@@ -15,6 +15,7 @@ const (
 	bucketRecords = "records"
 	bucketOutbox  = "outbox"
 	bucketMeta    = "meta"
+	bucketEnrich  = "enrich"
 
 	keyFormat = "format"
 	keyScan   = "scan"

@@ -30,6 +30,17 @@ type memTarget struct {
 	outbox  []watcher.OutboxEntry // ascending, contiguous Seq
 	next    uint64                // next Seq to give out
 	meta    watcher.ScanMeta
+	enrich  map[string]watcher.Enrichment
+}
+
+// target returns target's state, creating it; m.mu is held.
+func (m *Memory) target(target watcher.Target) *memTarget {
+	t := m.targets[target]
+	if t == nil {
+		t = &memTarget{records: make(map[string]watcher.Record), next: 1, enrich: map[string]watcher.Enrichment{}}
+		m.targets[target] = t
+	}
+	return t
 }
 
 var _ watcher.Store = (*Memory)(nil)
@@ -114,22 +125,22 @@ func (m *Memory) Commit(ctx context.Context, target watcher.Target, c watcher.Co
 	if err := validateCommit(c); err != nil {
 		return 0, 0, fmt.Errorf("commit %s: %w", target, err)
 	}
-	t := m.targets[target]
-	if t == nil {
-		t = &memTarget{records: make(map[string]watcher.Record), next: 1}
-		m.targets[target] = t
-	}
+	t := m.target(target)
 	for _, r := range c.Put {
 		r.Since, r.LastSeen = r.Since.UTC(), r.LastSeen.UTC()
 		t.records[r.InstanceID] = r
 	}
 	for _, id := range c.Delete {
 		delete(t.records, id)
+		delete(t.enrich, id)
+	}
+	for _, e := range c.Enrich {
+		t.enrich[e.InstanceID] = cloneEnrichment(e)
 	}
 	if n := uint64(len(c.Events)); n > 0 {
 		first, last = t.next, t.next+n-1
 		for i, e := range c.Events {
-			e.ObservedAt, e.PreviousObservedAt = e.ObservedAt.UTC(), e.PreviousObservedAt.UTC()
+			e = cloneEvent(e)
 			t.outbox = append(t.outbox, watcher.OutboxEntry{Seq: t.next + uint64(i), Event: e})
 		}
 		t.next += n
@@ -151,7 +162,73 @@ func (m *Memory) Outbox(ctx context.Context, target watcher.Target, after uint64
 		return nil, nil
 	}
 	i := sort.Search(len(t.outbox), func(i int) bool { return t.outbox[i].Seq > after })
-	return slices.Clone(t.outbox[i:min(len(t.outbox), i+max)]), nil
+	out := slices.Clone(t.outbox[i:min(len(t.outbox), i+max)])
+	for i := range out {
+		out[i].Event = cloneEvent(out[i].Event)
+	}
+	return out, nil
+}
+
+// Enrichments returns copies of the stored enrichments of ids.
+func (m *Memory) Enrichments(ctx context.Context, target watcher.Target, ids []string) (map[string]watcher.Enrichment, error) {
+	if err := m.lock(ctx, &target); err != nil {
+		return nil, fmt.Errorf("enrichments %s: %w", target, err)
+	}
+	defer m.mu.Unlock()
+	out := make(map[string]watcher.Enrichment, len(ids))
+	if t := m.targets[target]; t != nil {
+		for _, id := range ids {
+			if e, ok := t.enrich[id]; ok {
+				out[id] = cloneEnrichment(e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// PutEnrichments stores copies of es, refusing what Bolt refuses.
+func (m *Memory) PutEnrichments(ctx context.Context, target watcher.Target, es []watcher.Enrichment) error {
+	if err := m.lock(ctx, &target); err != nil {
+		return fmt.Errorf("put enrichments %s: %w", target, err)
+	}
+	defer m.mu.Unlock()
+	if err := validateEnrich(es); err != nil {
+		return fmt.Errorf("put enrichments %s: %w", target, err)
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	t := m.target(target)
+	for _, e := range es {
+		t.enrich[e.InstanceID] = cloneEnrichment(e)
+	}
+	return nil
+}
+
+// cloneEnrichment copies e's slices and puts its time in UTC.
+func cloneEnrichment(e watcher.Enrichment) watcher.Enrichment {
+	e.FetchedAt = e.FetchedAt.UTC()
+	e.Instance = cloneInstance(e.Instance)
+	return e
+}
+
+func cloneInstance(in watcher.Instance) watcher.Instance {
+	in.PrivateIPs, in.PublicIPs, in.Tags = slices.Clone(in.PrivateIPs), slices.Clone(in.PublicIPs), slices.Clone(in.Tags)
+	return in
+}
+
+// cloneEvent copies e's enrichment and puts its times in UTC.
+func cloneEvent(e watcher.Event) watcher.Event {
+	e.ObservedAt, e.PreviousObservedAt = e.ObservedAt.UTC(), e.PreviousObservedAt.UTC()
+	if e.Instance != nil {
+		in := cloneInstance(*e.Instance)
+		e.Instance = &in
+	}
+	if e.Operation != nil {
+		op := *e.Operation
+		e.Operation = &op
+	}
+	return e
 }
 
 // Acknowledge deletes target's outbox entries with Seq <= upTo. Sequences

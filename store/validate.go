@@ -60,6 +60,9 @@ func validateCommit(c watcher.Commit) error {
 			return fmt.Errorf("event %d previous observed at: %w", i, err)
 		}
 	}
+	if err := validateEnrich(c.Enrich); err != nil {
+		return err
+	}
 	if err := checkTime(c.Meta.LastScan); err != nil {
 		return fmt.Errorf("meta last scan: %w", err)
 	}
@@ -75,6 +78,19 @@ func validateInstanceID(id string) error {
 		return fmt.Errorf("empty instance id")
 	case len(id) > maxInstanceIDLen:
 		return fmt.Errorf("instance id of %d bytes, more than %d", len(id), maxInstanceIDLen)
+	}
+	return nil
+}
+
+// validateEnrich refuses enrichments no store can key or time faithfully.
+func validateEnrich(es []watcher.Enrichment) error {
+	for i, e := range es {
+		if err := validateInstanceID(e.InstanceID); err != nil {
+			return fmt.Errorf("enrichment %d: %w", i, err)
+		}
+		if err := checkTime(e.FetchedAt); err != nil {
+			return fmt.Errorf("enrichment %s fetched at: %w", watcher.Quote(e.InstanceID), err)
+		}
 	}
 	return nil
 }

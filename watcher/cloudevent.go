@@ -109,6 +109,9 @@ type EventData struct {
 	Sequence           uint64 `json:"sequence"`
 	ObservedAt         string `json:"observedAt"`
 	PreviousObservedAt string `json:"previousObservedAt,omitempty"`
+	// Instance and Operation are the enrichment: optional, additive.
+	Instance  *InstanceData  `json:"instance,omitempty"`
+	Operation *OperationData `json:"operation,omitempty"`
 }
 
 // MarshalCloudEvent encodes e as a CloudEvents 1.0 structured JSON body.
@@ -148,15 +151,24 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 		b = appendTime(b, e.PreviousObservedAt)
 		b = append(b, '"')
 	}
+	if e.Instance != nil {
+		b = append(b, `,"instance":`...)
+		b = appendInstance(b, e.Instance)
+	}
+	if e.Operation != nil {
+		b = append(b, `,"operation":`...)
+		b = appendOperation(b, e.Operation)
+	}
 	return append(b, "}}"...), nil
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it (which includes <, > and &).
+// escapes it (which includes <, > and &, and turns invalid UTF-8 into
+// U+FFFD).
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // rare: values are validated tokens
+			q, _ := json.Marshal(s) // rare: tokens are validated, names and tags mostly plain
 			return append(b, q...)
 		}
 	}
@@ -217,6 +229,10 @@ func UnmarshalCloudEvent(b []byte) (Event, error) {
 		From:       ce.Data.From,
 		To:         ce.Data.To,
 		Sequence:   ce.Data.Sequence,
+		Instance:   ce.Data.Instance.instance(),
+	}
+	if op := ce.Data.Operation; op != nil {
+		e.Operation = &Operation{Name: op.Name, State: op.State, RequestID: op.RequestID, Error: op.Error}
 	}
 	var err error
 	if e.ObservedAt, err = time.Parse(time.RFC3339Nano, ce.Data.ObservedAt); err != nil {

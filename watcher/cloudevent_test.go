@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +23,33 @@ func goldenEvents() map[string]Event {
 			From: from, To: to, Sequence: seq, ObservedAt: obs, PreviousObservedAt: prevAt,
 		}
 	}
+	web := goldenInstance()
+	changed := mk(StateRunning, StateStopped, 7, prev)
+	changed.Instance = &web
+	changed.Operation = &Operation{Name: "StopInstances", State: "SUCCESS", RequestID: "6e1c0b9a-7f4e-4a55-9d2c-0c1f6a3e2b11"}
+	appeared := mk(Absent, StatePending, 1, time.Time{})
+	appeared.Instance = &web
+	gone := mk(StateTerminating, Absent, 9, prev)
+	gone.Instance = &web
 	return map[string]Event{
-		"state_changed": mk(StateRunning, StateStopped, 7, prev),
-		"appeared":      mk(Absent, StatePending, 1, time.Time{}),
-		"disappeared":   mk(StateTerminating, Absent, 9, prev),
+		"state_changed":       changed,
+		"state_changed_plain": mk(StateRunning, StateStopped, 7, prev),
+		"appeared":            appeared,
+		"disappeared":         gone,
 	}
+}
+
+// goldenInstance is data.instance of the golden events: a tag with odd
+// bytes (a quote, a newline, a NUL, HTML, invalid UTF-8) is escaped, not
+// dropped.
+func goldenInstance() Instance {
+	return Enrichment{Instance: Instance{
+		Name: "web-01", Zone: "ap-guangzhou-3", InstanceType: "S5.MEDIUM4",
+		PrivateIPs: []string{"10.0.0.12"}, PublicIPs: nil,
+		Tags:       []Tag{{Key: "team", Value: "web"}, {Key: "env", Value: "prod"}, {Key: "note", Value: "a \"b\"\n<c>&\x00\xff"}},
+		ChargeType: "POSTPAID_BY_HOUR", CreatedTime: "2026-10-01T08:00:00Z",
+		RestrictState: "NORMAL", IsolatedSource: "NOTISOLATED",
+	}}.Bound().Instance
 }
 
 // TestCloudEventGolden pins the wire format. Run with -update only for a
@@ -68,7 +91,20 @@ func TestCloudEventGolden(t *testing.T) {
 				t.Errorf("times did not round-trip: %+v", back)
 			}
 			back.ObservedAt, back.PreviousObservedAt = e.ObservedAt, e.PreviousObservedAt
-			if back != e {
+			if e.Instance != nil {
+				// JSON turns invalid UTF-8 into U+FFFD: compare with what
+				// encoding/json itself keeps.
+				var want InstanceData
+				wb, _ := json.Marshal(instanceData(e.Instance))
+				if err := json.Unmarshal(wb, &want); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(back.Instance, want.instance()) {
+					t.Errorf("instance round trip = %+v, want %+v", back.Instance, want.instance())
+				}
+				back.Instance = e.Instance
+			}
+			if !reflect.DeepEqual(back, e) {
 				t.Errorf("round trip = %+v, want %+v", back, e)
 			}
 		})
@@ -124,16 +160,20 @@ func marshalReference(e Event) ([]byte, error) {
 	if !e.PreviousObservedAt.IsZero() {
 		ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
 	}
+	ce.Data.Instance = instanceData(e.Instance)
+	if op := e.Operation; op != nil {
+		ce.Data.Operation = &OperationData{Name: op.Name, State: op.State, RequestID: op.RequestID, Error: op.Error}
+	}
 	return json.Marshal(ce)
 }
 
 // FuzzMarshalCloudEvent holds the hand-written encoder to encoding/json's
 // bytes and checks the round trip, for any strings at all.
 func FuzzMarshalCloudEvent(f *testing.F) {
-	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "RUNNING", "STOPPED", uint64(7), int64(1796000000123), int64(1796000000000))
-	f.Add("a<b", "r\"", "ins-\u2028", "ABSENT", "x\\y", uint64(1), int64(0), int64(-5))
-	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0))
-	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64) {
+	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "RUNNING", "STOPPED", uint64(7), int64(1796000000123), int64(1796000000000), "", "", "", "", uint8(0))
+	f.Add("a<b", "r\"", "ins-\u2028", "ABSENT", "x\\y", uint64(1), int64(0), int64(-5), "web-01", "env", "prod", "6e1c", uint8(3))
+	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0), "\xff\xfe", "k\x00", "v\n\u2029", "", uint8(7))
+	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64, name, tagKey, tagValue, reqID string, shape uint8) {
 		obs := time.UnixMilli(obsMs % 1e14).UTC()
 		if got, want := string(appendTime(nil, obs)), obs.Format(TimeFormat); got != want {
 			t.Fatalf("appendTime = %s, want %s", got, want)
@@ -142,6 +182,18 @@ func FuzzMarshalCloudEvent(f *testing.F) {
 			From: State(from), To: State(to), Sequence: seq, ObservedAt: obs}
 		if prevMs > 0 {
 			e.PreviousObservedAt = time.UnixMilli(prevMs % 1e14).UTC()
+		}
+		if shape&1 != 0 {
+			in := Enrichment{Instance: Instance{Name: name, Zone: from, InstanceType: to, PrivateIPs: []string{tagValue},
+				Tags:        []Tag{{Key: tagKey, Value: tagValue}, {Key: tagValue, Value: name}, {Key: name, Value: tagKey}},
+				ExpiredTime: reqID, IsolatedSource: name}, Operation: Operation{Name: name, Error: tagValue}}.Bound()
+			if n := len(appendOperation(appendInstance(nil, &in.Instance), &in.Operation)); n > MaxEnrichmentBytes {
+				t.Fatalf("bounded enrichment takes %d bytes", n)
+			}
+			e.Instance = &in.Instance
+		}
+		if shape&2 != 0 {
+			e.Operation = &Operation{Name: name, State: tagKey, RequestID: reqID, Error: tagValue}
 		}
 		got, err := MarshalCloudEvent(e)
 		if err != nil {

@@ -62,9 +62,13 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
 			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
 	}
 	c = d.Resolve(lr, lookupStart, lookupDone)
+	t.enrichMu.Lock()
+	w.enrich(ctx, t, &c)
 	w.crash(CrashAfterScan)
 
-	if _, _, err := w.cfg.Store.Commit(ctx, t.Target, c); err != nil {
+	_, _, err = w.cfg.Store.Commit(ctx, t.Target, c)
+	t.enrichMu.Unlock()
+	if err != nil {
 		return Commit{}, fmt.Errorf("commit %s: %w", t.Target, err)
 	}
 	committed = true

@@ -216,7 +216,7 @@ func (d *Pending) transition(id string, rec Record, to State, at, seen time.Time
 
 func (d *Pending) put(r Record) { d.puts = append(d.puts, r) }
 
-func sortedKeys(m map[string]int) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

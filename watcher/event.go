@@ -20,6 +20,14 @@ type Event struct {
 	// PreviousObservedAt is the last time the instance was seen in From;
 	// zero for an appearance.
 	PreviousObservedAt time.Time
+	// Instance is the instance's identity (data.instance), nil when it
+	// could not be fetched in time or enrichment is off. For a
+	// disappearance it holds the last known values.
+	Instance *Instance
+	// Operation is the operation behind the change (data.operation), nil
+	// unless it is new since the instance's previous enrichment (see
+	// Attribute).
+	Operation *Operation
 }
 
 // OutboxEntry is an event waiting in the outbox of its target. Seq orders

@@ -19,6 +19,11 @@ type Observer interface {
 	Relayed(t Target, published int, took time.Duration, err error)
 	// OutboxState follows every commit and relay attempt.
 	OutboxState(t Target, depth int, oldest time.Time)
+	// Enriched follows every enrichment attempt: kind EnrichEvents for a
+	// cycle's events (asked instances, got described in time, err why not
+	// all), EnrichRefresh for each page of the background refresh and for
+	// a refresh that failed.
+	Enriched(t Target, kind string, asked, got int, took time.Duration, err error)
 }
 
 // TargetStatus is what the loop knows about a target's progress, for health
@@ -41,11 +46,16 @@ type TargetStatus struct {
 	OutboxOldest time.Time
 	// LastError is the latest cycle's error, if it failed or was incomplete.
 	LastError string
+	// EnrichError says why the latest enrichment attempt was not complete
+	// (events then go out without data.instance); empty when it was. It
+	// does not make the target unhealthy.
+	EnrichError string
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ScanCommitted(Target, Scan, Commit, map[State]int, int) {}
-func (nopObserver) CycleFailed(Target, error)                              {}
-func (nopObserver) Relayed(Target, int, time.Duration, error)              {}
-func (nopObserver) OutboxState(Target, int, time.Time)                     {}
+func (nopObserver) ScanCommitted(Target, Scan, Commit, map[State]int, int)  {}
+func (nopObserver) CycleFailed(Target, error)                               {}
+func (nopObserver) Relayed(Target, int, time.Duration, error)               {}
+func (nopObserver) OutboxState(Target, int, time.Time)                      {}
+func (nopObserver) Enriched(Target, string, int, int, time.Duration, error) {}

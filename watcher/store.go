@@ -20,6 +20,9 @@ type Commit struct {
 	Delete []string
 	// Events are appended to the target's outbox in this order.
 	Events []Event
+	// Enrich holds enrichments that replace the instances' previous ones
+	// (see Enricher). Deleting a record deletes its enrichment too.
+	Enrich []Enrichment
 	// Meta replaces the target's scan metadata.
 	Meta ScanMeta
 }
@@ -54,8 +57,17 @@ type Store interface {
 	// oldest entry (zero when empty).
 	OutboxStats(ctx context.Context, target Target) (depth int, oldest time.Time, err error)
 
-	// Targets lists the targets that have any record, metadata or outbox
-	// entry, sorted by account then region.
+	// Enrichments returns the stored enrichment of each of ids that has
+	// one, keyed by instance ID. IDs without one are left out.
+	Enrichments(ctx context.Context, target Target, ids []string) (map[string]Enrichment, error)
+
+	// PutEnrichments replaces the stored enrichments of the instances of es
+	// in one atomic, durable step apart from any commit (the background
+	// refresh). It may store enrichments of instances that have no record.
+	PutEnrichments(ctx context.Context, target Target, es []Enrichment) error
+
+	// Targets lists the targets that have any record, metadata, outbox
+	// entry or enrichment, sorted by account then region.
 	Targets(ctx context.Context) ([]Target, error)
 
 	// Close releases the store. Further calls return ErrStoreClosed.

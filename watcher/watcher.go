@@ -43,6 +43,12 @@ type Config struct {
 	// MaxConcurrentScans caps the scans running at once across targets;
 	// 0 means no cap.
 	MaxConcurrentScans int
+	// EnrichTimeout bounds the enrichment of one cycle's events, retries
+	// included (default DefaultEnrichTimeout); EnrichRefresh is the time
+	// between two refreshes of every instance's enrichment (default
+	// DefaultEnrichRefresh). Both apply to targets with an Enricher.
+	EnrichTimeout time.Duration
+	EnrichRefresh time.Duration
 	// Crash, if set, is called at each named crash point (the Crash*
 	// constants). Tests set it to kill the process there, to prove that a
 	// crash at any step loses nothing. Production leaves it nil.
@@ -69,6 +75,9 @@ type TargetSource struct {
 	Source Source
 	// Interval overrides Config.Interval for this target when positive.
 	Interval time.Duration
+	// Enricher, if not nil, enriches the target's events and is refreshed
+	// every Config.EnrichRefresh.
+	Enricher Enricher
 }
 
 // Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
@@ -95,6 +104,7 @@ type runState struct {
 type target struct {
 	Target
 	source   Source
+	enricher Enricher
 	interval time.Duration
 	snap     *Snapshot
 	log      *slog.Logger
@@ -104,8 +114,14 @@ type target struct {
 	// scanSummary guards one heartbeat publish in flight.
 	summaryBusy sync.Mutex
 
-	mu     sync.Mutex // guards status
+	// enrichMu orders the enrichment writes of the loop (fetch to commit)
+	// and of the refresh (per page).
+	enrichMu sync.Mutex
+
+	mu     sync.Mutex // guards status and enrichAuth
 	status TargetStatus
+	// enrichAuth is set while EnrichError is an auth error (said once).
+	enrichAuth bool
 }
 
 // New returns a Watcher for targets. Two targets must not be equal.
@@ -130,6 +146,12 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.EnrichTimeout <= 0 {
+		cfg.EnrichTimeout = DefaultEnrichTimeout
+	}
+	if cfg.EnrichRefresh <= 0 {
+		cfg.EnrichRefresh = DefaultEnrichRefresh
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -199,6 +221,7 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 	t := &target{
 		Target:   ts.Target,
 		source:   ts.Source,
+		enricher: ts.Enricher,
 		interval: interval,
 		log:      w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
 		wake:     make(chan struct{}, 1),
@@ -216,6 +239,9 @@ func (w *Watcher) start(t *target) {
 	r := w.running
 	r.loops.Go(func() { w.scanLoop(r.scanCtx, t) })
 	r.relays.Go(func() { w.relayLoop(r.relayCtx, r.scanCtx, t) })
+	if t.enricher != nil {
+		r.loops.Go(func() { w.refreshLoop(r.scanCtx, t) })
+	}
 }
 
 // list returns the targets at this moment.
@@ -303,12 +329,20 @@ func (w *Watcher) Interval() time.Duration { return w.cfg.Interval }
 // it made. It must not run concurrently with Run or another ScanOnce of the
 // same target. Tests and one-shot tools use it.
 func (w *Watcher) ScanOnce(ctx context.Context, tg Target) (Commit, error) {
-	for _, t := range w.list() {
-		if t.Target == tg {
-			return w.cycle(ctx, t)
-		}
+	if t := w.find(tg); t != nil {
+		return w.cycle(ctx, t)
 	}
 	return Commit{}, fmt.Errorf("watcher: unknown target %s", tg)
+}
+
+// find returns the target tg, nil if it is not watched.
+func (w *Watcher) find(tg Target) *target {
+	for _, t := range w.list() {
+		if t.Target == tg {
+			return t
+		}
+	}
+	return nil
 }
 
 // Snapshot returns the in-memory snapshot of a target, nil before its first

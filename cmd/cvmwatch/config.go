@@ -33,6 +33,7 @@ type Config struct {
 	Accounts []AccountConfig `yaml:"accounts"`
 	Poll     PollConfig      `yaml:"poll"`
 	Events   EventsConfig    `yaml:"events"`
+	Enrich   EnrichConfig    `yaml:"enrich"`
 	NATS     NATSConfig      `yaml:"nats"`
 	HTTP     HTTPConfig      `yaml:"http"`
 	Log      LogConfig       `yaml:"log"`
@@ -50,6 +51,7 @@ func defaultConfig() Config {
 		DataDir: defaultDataDir,
 		Poll:    defaultPoll(),
 		Events:  defaultEvents(),
+		Enrich:  defaultEnrich(),
 		NATS:    defaultNATS(),
 		HTTP:    defaultHTTP(),
 		Log:     defaultLog(),
@@ -89,6 +91,7 @@ func (c *Config) validate() configErrors {
 	errs = append(errs, validateAccounts(c.Accounts, c.written)...)
 	errs = append(errs, c.Poll.validate("poll")...)
 	errs = append(errs, c.Events.validate("events")...)
+	errs = append(errs, c.Enrich.validate("enrich")...)
 	errs = append(errs, c.NATS.validate("nats")...)
 	errs = append(errs, c.HTTP.validate("http")...)
 	errs = append(errs, c.Log.validate("log")...)

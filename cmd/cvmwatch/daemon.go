@@ -37,7 +37,11 @@ type daemon struct {
 	nc       *nats.Conn
 	watcher  *watcher.Watcher
 	limiters *cvm.Limiters
-	accounts []*account
+	// enrichLimiters pace DescribeInstances (enrich.rate_limit) and
+	// refreshLimiters its background refresh (enrich.refresh_rate), per
+	// cvm.QuotaKey.
+	enrichLimiters, refreshLimiters *cvm.Limiters
+	accounts                        []*account
 	// notify is the chat notifier, when the config has a notify section.
 	notify *notifyRunner
 	// closers stop what the accounts started (credential refreshers).
@@ -108,6 +112,8 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	}
 
 	d.limiters = cvm.NewLimiters(cfg.Poll.RateLimit, 1)
+	d.enrichLimiters = cvm.NewLimiters(cfg.Enrich.RateLimit, 1)
+	d.refreshLimiters = cvm.NewLimiters(cfg.Enrich.RefreshRate, 1)
 	var sources []watcher.TargetSource
 	for i, a := range cfg.Accounts {
 		acct, err := d.wireAccount(ctx, i, a)
@@ -133,7 +139,8 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	d.watcher, err = watcher.New(watcher.Config{
 		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
 		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
-		Crash: crashHook(os.Getenv(crashEnv)),
+		Crash:         crashHook(os.Getenv(crashEnv)),
+		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
 	}, sources)
 	if err != nil {
 		return nil, err

@@ -165,8 +165,8 @@ func (p *printer) print(m *nats.Msg) {
 		fmt.Fprintf(p.out, "undecodable event on %s: %v\n", m.Subject, err)
 		return
 	}
-	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%d\n", e.ObservedAt.Local().Format("15:04:05"),
-		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence)
+	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%-3d %s\n", e.ObservedAt.Local().Format("15:04:05"),
+		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)))
 }
 
 // demoRoomSecret signs the demo's messages to its fake room.

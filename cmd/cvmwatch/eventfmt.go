@@ -33,11 +33,23 @@ type eventWriter struct {
 	json  bool
 	color bool
 	loc   *time.Location
+	// filter drops events whose enrichment does not match (tail's tag:
+	// and name= filters).
+	filter eventFilter
 }
 
 // write prints one message body. A body that is not a cvmwatch event is
 // reported as an error and not printed; a failed write is a writeError.
 func (w *eventWriter) write(subject string, data []byte) error {
+	if w.filter.active() {
+		e, err := watcher.UnmarshalCloudEvent(data)
+		if err != nil {
+			return fmt.Errorf("message on %s: %w", watcher.Quote(subject), err)
+		}
+		if !w.filter.match(e) {
+			return nil
+		}
+	}
 	if w.json {
 		var b bytes.Buffer
 		if err := json.Compact(&b, data); err != nil {
@@ -67,10 +79,12 @@ func (e writeError) Unwrap() error { return e.error }
 
 // line renders e as
 //
-//	2026-11-26T23:10:00.000Z  prod/ap-guangzhou  ins-r8hr2upy  RUNNING -> STOPPED  #7  window 29.877s
+//	2026-11-26T23:10:00.000Z  prod/ap-guangzhou  ins-r8hr2upy  RUNNING -> STOPPED  #7  window 29.877s  web-01 [env=prod team=web]  by StopInstances SUCCESS (request 6e1c...)
 //
 // where the window is how long before the time the instance was last seen
-// in FROM: the change happened within it. An appearance has no window.
+// in FROM: the change happened within it. An appearance has no window. The
+// name and first tags follow when the event carries data.instance, the
+// operation when it carries data.operation.
 func (w *eventWriter) line(e watcher.Event) string {
 	loc := w.loc
 	if loc == nil {
@@ -91,7 +105,14 @@ func (w *eventWriter) line(e watcher.Event) string {
 		to = ansiBold + stateColor(e.To) + to + ansiReset
 		window = ansiDim + window + ansiReset
 	}
-	return strings.Join([]string{ts, target, fmt.Sprintf("%-12s", e.InstanceID), from + " -> " + to, seq, window}, "  ")
+	parts := []string{ts, target, fmt.Sprintf("%-12s", e.InstanceID), from + " -> " + to, seq, window}
+	if id := identity(e.Instance); id != "" {
+		parts = append(parts, id)
+	}
+	if op := operation(e.Operation); op != "" {
+		parts = append(parts, op)
+	}
+	return strings.Join(parts, "  ")
 }
 
 // stateColor picks a colour per CVM state: green running, red stopped or

@@ -39,6 +39,9 @@ type instanceView struct {
 	Sequence   uint64    `json:"sequence"`
 	Since      time.Time `json:"since"`
 	Missing    int       `json:"missing,omitempty"`
+	// Name and Tags come from the instance's stored enrichment, if any.
+	Name string            `json:"name,omitempty"`
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // judge says whether a target is ready: it completed a scan within three
@@ -69,6 +72,14 @@ func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) target
 		h.Reason = fmt.Sprintf("outbox not draining: %d events, oldest %s old", s.OutboxDepth, now.Sub(s.OutboxOldest).Round(time.Second))
 	default:
 		h.Ready = true
+	}
+	// Enrichment that does not work (a missing permission, timeouts) is
+	// said here but does not make the target unready: events still flow.
+	if s.EnrichError != "" {
+		if h.Reason != "" {
+			h.Reason += "; "
+		}
+		h.Reason += s.EnrichError
 	}
 	return h
 }
@@ -134,5 +145,27 @@ func loadInstances(ctx context.Context, st watcher.Store, t watcher.Target) ([]i
 		}
 		return nil
 	})
-	return out, err
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	ids := make([]string, len(out))
+	for i, v := range out {
+		ids[i] = v.InstanceID
+	}
+	enr, err := st.Enrichments(ctx, t, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if e, ok := enr[out[i].InstanceID]; ok {
+			out[i].Name = e.Instance.Name
+			if len(e.Instance.Tags) > 0 {
+				out[i].Tags = make(map[string]string, len(e.Instance.Tags))
+				for _, tag := range e.Instance.Tags {
+					out[i].Tags[tag.Key] = tag.Value
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -43,6 +43,7 @@ type metrics struct {
 	relayDuration  *prometheus.HistogramVec
 	relayPublished *prometheus.CounterVec
 	relayFailures  *prometheus.CounterVec
+	enrich         *enrichMetrics
 }
 
 var (
@@ -106,6 +107,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 		m.rejected, m.instances, m.events, m.held, m.lastComplete, m.scanProgress, m.cycleFailures, m.outboxDepth,
 		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.enrich = newEnrichMetrics(m.reg)
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_oldest_age_seconds",
 		Help: "Age of the oldest event in any outbox (0 when all are empty)."}, m.oldestAge))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",

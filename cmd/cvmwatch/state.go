@@ -205,9 +205,13 @@ func printState(w io.Writer, source string, targets []targetHealth, instances bo
 	for _, t := range targets {
 		fmt.Fprintf(w, "\n%s\n", t.Target)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "INSTANCE\tSTATE\tSINCE\tEVENTS")
+		fmt.Fprintln(tw, "INSTANCE\tNAME\tSTATE\tSINCE\tEVENTS")
 		for _, v := range t.Instances {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", v.InstanceID, v.State, v.Since.Format(time.RFC3339), v.Sequence)
+			name := printable(v.Name)
+			if name == "" {
+				name = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", v.InstanceID, name, v.State, v.Since.Format(time.RFC3339), v.Sequence)
 		}
 		tw.Flush()
 	}

@@ -48,6 +48,10 @@ FILTERs narrow the subscription (each value is one subject token):
 States are upper case (RUNNING, STOPPED, ...; ABSENT for appeared/released)
 and are upper-cased for you. The filters become the subject
 <prefix>.state.<account>.<region>.<instance>.<from>.<to>, '*' where unset.
+Two more filter on the instance's identity that events carry (data.instance;
+an event without it matches neither):
+  tag:KEY=VALUE  the instance has tag KEY with exactly VALUE (repeatable)
+  name=GLOB      the instance's name matches GLOB (* and ? as in a shell)
 
 Without --since or --all, tail shows what is published from now on (core NATS:
 nothing is stored for it). With them it first replays the JetStream stream
@@ -57,6 +61,7 @@ NATS_USER/NATS_PASSWORD (prefer the environment: flags are visible in ps).
 Stops on Ctrl-C.`,
 		Example: `  cvmwatch tail
   cvmwatch tail account=prod to=STOPPED
+  cvmwatch tail tag:env=prod 'name=web-*'
   cvmwatch tail instance=ins-r8hr2upy --since 24h
   cvmwatch tail --server nats://nats.internal:4222 --json region=ap-guangzhou | jq .data
   NATS_TOKEN=... cvmwatch tail --all from=ABSENT`,
@@ -64,7 +69,11 @@ Stops on Ctrl-C.`,
 			if err := f.nats.resolve(c, os.LookupEnv); err != nil {
 				return err
 			}
-			subject, err := filterSubject(f.nats.prefix, args)
+			subjectArgs, filter, err := splitFilters(args)
+			if err != nil {
+				return usageError{err}
+			}
+			subject, err := filterSubject(f.nats.prefix, subjectArgs)
 			if err != nil {
 				return usageError{err}
 			}
@@ -77,7 +86,7 @@ Stops on Ctrl-C.`,
 			if err := watcher.ValidateToken(f.stream); err != nil {
 				return usageError{fmt.Errorf("--stream: %w", err)}
 			}
-			w := &eventWriter{out: c.OutOrStdout(), json: f.json, color: !f.json && wantColor(c.OutOrStdout(), f.noColor, os.LookupEnv)}
+			w := &eventWriter{out: c.OutOrStdout(), json: f.json, color: !f.json && wantColor(c.OutOrStdout(), f.noColor, os.LookupEnv), filter: filter}
 			return runTail(c.Context(), f, subject, w, c.ErrOrStderr())
 		},
 	}

@@ -66,7 +66,19 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 	if err != nil {
 		return watcher.TargetSource{}, err
 	}
-	return watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}, nil
+	ts := watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}
+	if d.cfg.Enrich.Enabled {
+		key := cvm.QuotaKey(a.cred, cvm.ActionDescribeInstances, a.cfg.Endpoint)
+		e, err := cvm.NewEnricher(cvm.EnricherConfig{
+			Target: t, Client: client, Limiter: d.enrichLimiters.Get(key), RefreshLimiter: d.refreshLimiters.Get(key),
+			Logger: d.log, Observer: d.metrics,
+		})
+		if err != nil {
+			return watcher.TargetSource{}, err
+		}
+		ts.Enricher = e
+	}
+	return ts, nil
 }
 
 // addTarget starts watching a region of an account while the daemon runs.

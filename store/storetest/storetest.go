@@ -51,6 +51,9 @@ func Run(t *testing.T, h Harness) {
 		{"ReopenKeepsEverything", testReopen},
 		{"ClosedStoreReturnsErrStoreClosed", testClosed},
 		{"ResultsAreNotAliased", testNoAliasing},
+		{"EnrichmentsCommitReplaceDeleteAndPersist", testEnrichmentsWithCommit},
+		{"EnrichmentsWithoutAnIDAreRefused", testEnrichmentsRefused},
+		{"EnrichmentsAreNotAliased", testEnrichmentsNotAliased},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

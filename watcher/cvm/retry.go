@@ -1,6 +1,8 @@
 package cvm
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
@@ -36,4 +38,52 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // BaseDelay up to MaxDelay, with equal jitter (see watcher.Backoff).
 func (p RetryPolicy) backoff(n int) time.Duration {
 	return watcher.Backoff(n, p.BaseDelay, p.MaxDelay)
+}
+
+// caller sends the requests of one API under its limiter with the retry
+// policy: throttling, server, network and malformed answers are retried
+// with backoff and slow the shared limiter (throttling more; see Limiter);
+// auth and rejected requests are not retried.
+type caller struct {
+	limiter *Limiter
+	retry   RetryPolicy
+	obs     Observer
+	account string
+	action  string
+}
+
+// do calls send until it succeeds or may not be retried, counting requests
+// in st.
+func (c caller) do(ctx context.Context, st *callStats, send func() error) error {
+	for attempt := 1; ; attempt++ {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return fmt.Errorf("rate limiter: %w", err)
+		}
+		st.requests.Add(1)
+		sent := time.Now()
+		err := send()
+		if err == nil {
+			c.obs.Request(c.account, c.action, "OK", time.Since(sent))
+			c.limiter.Succeeded()
+			return nil
+		}
+		err, cl := wrapError(ctx, c.action, err)
+		c.obs.Request(c.account, c.action, codeOf(err, cl), time.Since(sent))
+		switch cl {
+		case classCanceled, classAuth, classReject:
+			return err
+		case classThrottle:
+			st.throttles.Add(1)
+			c.limiter.Throttled()
+		case classRetry:
+			c.limiter.Failed() // the API is unwell: ease off for every worker, not just this one
+		}
+		if attempt >= c.retry.MaxAttempts {
+			return fmt.Errorf("after %d attempts: %w", attempt, err)
+		}
+		st.retries.Add(1)
+		if err := watcher.Sleep(ctx, c.retry.backoff(attempt)); err != nil {
+			return fmt.Errorf("backoff: %w", err)
+		}
+	}
 }

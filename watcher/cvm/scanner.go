@@ -280,47 +280,25 @@ func (s *Scanner) reportProgress(ctx context.Context, st *callStats) (stop func(
 	return func() { cancel(); <-done }
 }
 
-// describe sends one request with retries: throttling, server, network and
-// malformed answers are retried with backoff and slow the shared limiter
-// (throttling more; see Limiter); auth and rejected requests are not
-// retried.
+// describe sends one request with retries (see caller) and reports a
+// listing page's progress.
 func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs) (page, error) {
-	for attempt := 1; ; attempt++ {
-		if err := s.limiter.Wait(ctx); err != nil {
-			return page{}, fmt.Errorf("rate limiter: %w", err)
-		}
-		st.requests.Add(1)
-		sent := time.Now()
-		p, err := s.describeOnce(ctx, args)
-		if err == nil {
-			s.obs.Request(s.target.Account, ActionDescribeInstancesStatus, "OK", time.Since(sent))
-			s.limiter.Succeeded()
-			if args.ids == nil {
-				// The first page tells the total: report 1 of N, not 1 of 1.
-				st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
-				s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
-			}
-			return p, nil
-		}
-		err, c := wrapError(ctx, ActionDescribeInstancesStatus, err)
-		s.obs.Request(s.target.Account, ActionDescribeInstancesStatus, codeOf(err, c), time.Since(sent))
-		switch c {
-		case classCanceled, classAuth, classReject:
-			return page{}, err
-		case classThrottle:
-			st.throttles.Add(1)
-			s.limiter.Throttled()
-		case classRetry:
-			s.limiter.Failed() // the API is unwell: ease off for every worker, not just this one
-		}
-		if attempt >= s.retry.MaxAttempts {
-			return page{}, fmt.Errorf("after %d attempts: %w", attempt, err)
-		}
-		st.retries.Add(1)
-		if err := watcher.Sleep(ctx, s.retry.backoff(attempt)); err != nil {
-			return page{}, fmt.Errorf("backoff: %w", err)
-		}
+	var p page
+	c := caller{limiter: s.limiter, retry: s.retry, obs: s.obs, account: s.target.Account, action: ActionDescribeInstancesStatus}
+	err := c.do(ctx, st, func() error {
+		var err error
+		p, err = s.describeOnce(ctx, args)
+		return err
+	})
+	if err != nil {
+		return page{}, err
 	}
+	if args.ids == nil {
+		// The first page tells the total: report 1 of N, not 1 of 1.
+		st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
+		s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
+	}
+	return p, nil
 }
 
 func (s *Scanner) describeOnce(ctx context.Context, args describeArgs) (page, error) {

@@ -14,12 +14,21 @@ import (
 // body is the JSON `null`, with any HTTP status: a broken gateway must not
 // crash the daemon. Found by FuzzScanResponse (testdata/fuzz seed
 // d8e25eac66d89aa3).
-func describeInstancesStatus(ctx context.Context, c *cvmapi.Client, req *cvmapi.DescribeInstancesStatusRequest) (resp *cvmapi.DescribeInstancesStatusResponse, err error) {
+func describeInstancesStatus(ctx context.Context, c *cvmapi.Client, req *cvmapi.DescribeInstancesStatusRequest) (*cvmapi.DescribeInstancesStatusResponse, error) {
+	return sdkGuard(func() (*cvmapi.DescribeInstancesStatusResponse, error) {
+		return c.DescribeInstancesStatusWithContext(ctx, req)
+	})
+}
+
+// sdkGuard runs one SDK call and turns a panic inside it into a
+// ClientError.ParseJsonError (see describeInstancesStatus).
+func sdkGuard[T any](call func() (T, error)) (resp T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp, err = nil, tcerr.NewTencentCloudSDKError("ClientError.ParseJsonError",
+			var zero T
+			resp, err = zero, tcerr.NewTencentCloudSDKError("ClientError.ParseJsonError",
 				fmt.Sprintf("the SDK failed on the response: %v", r), "")
 		}
 	}()
-	return c.DescribeInstancesStatusWithContext(ctx, req)
+	return call()
 }
