@@ -109,13 +109,27 @@ func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options
 			if !e.PreviousObservedAt.IsZero() && tl[a+1].start.Before(e.PreviousObservedAt.Add(-tol)) {
 				break // left From before it was last seen in it
 			}
-			if first && !announced(opts) && baselineKnown(opts) && e.From != watcher.Absent && !overlaps(tl, a, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
+			if first && !announced(opts) && baselineKnown(opts) && e.From != watcher.Absent && !heldBy(tl, a, e.From, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
 				continue // the baseline cannot have seen this From
 			}
 			return a, b
 		}
 	}
 	return -1, -1
+}
+
+// heldBy reports whether a segment of tl up to segment k was in state at
+// some time in [from, to]. The baseline may have seen an earlier segment in
+// state than the one a first event left: the instance left it and came back
+// to it between two scans (a reboot between two looks), which is its one
+// state throughout as far as a poller can tell.
+func heldBy(tl []segment, k int, state watcher.State, from, to time.Time) bool {
+	for j := range k + 1 {
+		if tl[j].state == state && overlaps(tl, j, from, to) {
+			return true
+		}
+	}
+	return false
 }
 
 // overlaps reports whether segment k of tl was held at some time in [from, to].
