@@ -195,6 +195,9 @@ func BenchmarkDetectionLatency100k(b *testing.B) {
 		for _, line := range r.lines(bench) {
 			fmt.Println(line) // b.Log truncates a benchmark's output
 		}
+		if !r.Report.OK() {
+			b.Errorf("the stream breaks a guarantee: %d violations", len(r.Report.Violations))
+		}
 		l := r.Report.Latency
 		b.ReportMetric(time.Duration(l.Transitional.Detection.P99).Seconds(), "p99-transitional-s")
 		b.ReportMetric(time.Duration(l.Stable.Detection.P99).Seconds(), "p99-stable-s")
