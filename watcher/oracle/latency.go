@@ -74,7 +74,12 @@ type StateCapture struct {
 	State watcher.State `json:"state"`
 	// Entered counts the true segments in this state that began in the
 	// span; Seen those that an event entered (with or without skipping the
-	// states before it). Rate is Seen / Entered.
+	// states before it). Rate is Seen / Entered. A segment that repeats the
+	// state before a missed one (RUNNING after a REBOOTING between two
+	// scans) is read by the scans but entered by no event: the chain holds
+	// one RUNNING throughout. Such segments count as not seen, and Bound
+	// does not foresee them: RUNNING's Rate falls short of its Bound by the
+	// reboots missed.
 	Entered int     `json:"entered"`
 	Seen    int     `json:"seen"`
 	Rate    float64 `json:"rate"`
