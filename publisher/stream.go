@@ -39,11 +39,15 @@ type StreamConfig struct {
 	// default 10 minutes. It must not exceed MaxAge when MaxAge is set. An
 	// existing stream's longer window is kept.
 	Duplicates time.Duration
-	// Replicas is the number of copies in a cluster; a new stream gets 1 by
-	// default, an existing one keeps its own unless Replicas is set.
+	// Replicas is the number of copies in a cluster, 1 to MaxReplicas.
+	// AutoReplicas (0) gives a new stream 3 on a JetStream cluster of at
+	// least 3 servers, else 1 (see CreateReplicated), and leaves an
+	// existing stream's count as it is. A set count scales an existing
+	// stream up, never down (a warning says what to run instead).
 	Replicas int
-	// Logger receives a warning when an existing stream's limits differ
-	// from these and cannot be changed; nil discards.
+	// Logger receives the replica count chosen for a new stream, and a
+	// warning when an existing stream's limits differ from these and are
+	// not changed; nil discards.
 	Logger *slog.Logger
 }
 
@@ -54,7 +58,8 @@ type StreamConfig struct {
 // subjects it holds are kept) and use file storage; otherwise EnsureStream
 // changes nothing and returns an error saying what conflicts, rather than
 // taking the stream over. Of its limits, only what cfg asks for is changed
-// (an operator's stream is theirs): a set MaxAge or Replicas, and a
+// (an operator's stream is theirs): a set MaxAge, a set Replicas above the
+// stream's own (fewer is a warning, never a silent scale-down), and a
 // duplicates window shorter than Duplicates (a shorter one weakens
 // de-duplication after an outage). If the server refuses that update, for
 // example because cvmwatch may not update streams, the stream is used as it
@@ -81,28 +86,35 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	case cfg.MaxAge > 0 && dup > cfg.MaxAge:
 		return nil, fmt.Errorf("stream %s: duplicates window %s is longer than max age %s", name, dup, cfg.MaxAge)
 	}
-	replicas := cfg.Replicas
-	if replicas <= 0 {
-		replicas = 1 // for a new stream
+	if err := CheckReplicas(cfg.Replicas); err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 
 	s, err := js.Stream(ctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        name,
-			Description: "cvmwatch: CVM instance state events and scan summaries",
-			Subjects:    []string{subject},
-			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardOld,
-			MaxAge:      cfg.MaxAge,
-			Duplicates:  dup,
-			Replicas:    replicas,
+		choice, err := CreateReplicated(ctx, js, cfg.Replicas, func(ctx context.Context, replicas int) error {
+			s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+				Name:        name,
+				Description: "cvmwatch: CVM instance state events and scan summaries",
+				Subjects:    []string{subject},
+				Storage:     jetstream.FileStorage,
+				Retention:   jetstream.LimitsPolicy,
+				Discard:     jetstream.DiscardOld,
+				MaxAge:      cfg.MaxAge,
+				Duplicates:  dup,
+				Replicas:    replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create stream %s on %s: %w", name, subject, err)
 		}
+		log.Info("nats stream created", "stream", name, "replicas", choice.Replicas, "why", choice.Reason)
 		return s, nil
 	case err != nil:
 		return nil, fmt.Errorf("look up stream %s: %w", name, err)
@@ -122,8 +134,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if have.Duplicates < dup {
 		want.Duplicates = dup
 	}
-	if cfg.Replicas > 0 {
+	switch {
+	case cfg.Replicas > have.Replicas:
 		want.Replicas = cfg.Replicas
+	case cfg.Replicas != AutoReplicas && cfg.Replicas < have.Replicas:
+		log.Warn("stream has more replicas than the configuration asks for; not scaling it down",
+			"stream", name, "replicas", have.Replicas, "want_replicas", cfg.Replicas,
+			"to_scale_down", fmt.Sprintf("nats stream edit %s --replicas %d", name, cfg.Replicas))
 	}
 	if want.MaxAge == have.MaxAge && want.Duplicates == have.Duplicates && want.Replicas == have.Replicas {
 		return s, nil
@@ -136,10 +153,6 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		var refused *jetstream.APIError
 		if !errors.As(err, &refused) {
 			return nil, fmt.Errorf("update stream %s: %w", name, err)
-		}
-		log := cfg.Logger
-		if log == nil {
-			log = slog.New(slog.DiscardHandler)
 		}
 		log.Warn("stream limits differ from the configuration and could not be changed; using the stream as it is",
 			"stream", name, "err", err,

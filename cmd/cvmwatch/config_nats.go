@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -19,6 +24,9 @@ type NATSConfig struct {
 	// MaxAge is how long the stream keeps events (0: forever).
 	MaxAge     Duration `yaml:"max_age"`
 	Duplicates Duration `yaml:"duplicates"`
+	// Replicas is the copies of every stream cvmwatch creates: 1-5, or
+	// auto (3 on a JetStream cluster of at least 3 servers, else 1).
+	Replicas Replicas `yaml:"replicas"`
 	// Listen is the embedded server's address (used when URL is empty);
 	// port 0 picks a free port.
 	Listen string `yaml:"listen"`
@@ -93,6 +101,9 @@ func (n NATSConfig) validate(key string) configErrors {
 	} else if n.MaxAge.D() > 0 && n.Duplicates.D() > n.MaxAge.D() {
 		errs.add(key+".duplicates", "%v must not exceed %s.max_age (%v)", n.Duplicates.D(), key, n.MaxAge.D())
 	}
+	if err := publisher.CheckReplicas(int(n.Replicas)); err != nil {
+		errs.add(key+".replicas", "%d must be 1 to %d, or auto", n.Replicas, publisher.MaxReplicas)
+	}
 	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
 		errs.add(key+".listen", "%v", err)
 	} else if n.URL == "" && !isLoopbackHost(n.Listen) && n.Token == "" && n.User == "" {
@@ -111,6 +122,45 @@ func (n NATSConfig) validate(key string) configErrors {
 		errs.add(key+".tls.cert_file", "cert_file and key_file go together")
 	}
 	return errs
+}
+
+// Replicas is nats.replicas: a replica count, 1 to publisher.MaxReplicas,
+// or "auto" (the zero value: left out means auto). An explicit 0 is
+// refused, not taken for auto.
+type Replicas int
+
+// autoReplicas is how nats.replicas writes publisher.AutoReplicas.
+const autoReplicas = "auto"
+
+// UnmarshalYAML reads "auto" or a count from 1 to publisher.MaxReplicas.
+func (r *Replicas) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == autoReplicas {
+		*r = publisher.AutoReplicas
+		return nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 1 || v > publisher.MaxReplicas {
+		return fmt.Errorf("want auto or a replica count from 1 to %d, got %q", publisher.MaxReplicas, n.Value)
+	}
+	*r = Replicas(v)
+	return nil
+}
+
+// MarshalYAML writes "auto" or the count, as check-config shows it: it
+// does not connect, so it cannot say what auto will choose.
+func (r Replicas) MarshalYAML() (any, error) {
+	if r == publisher.AutoReplicas {
+		return autoReplicas, nil
+	}
+	return int(r), nil
+}
+
+// String is the value as written, for the logs.
+func (r Replicas) String() string {
+	if r == publisher.AutoReplicas {
+		return autoReplicas
+	}
+	return strconv.Itoa(int(r))
 }
 
 // splitURLs splits the comma-separated nats.url.

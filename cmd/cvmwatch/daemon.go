@@ -43,6 +43,8 @@ type daemon struct {
 	store    *store.Bolt
 	embedded *publisher.Embedded
 	nc       *nats.Conn
+	// streams lists the JetStream streams as set up (nil in core mode).
+	streams  func() []publisher.StreamStatus
 	watcher  *watcher.Watcher
 	limiters *cvm.Limiters
 	accounts []*account
@@ -165,11 +167,13 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
-		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(), Logger: d.log,
+		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
+		Replicas: int(n.Replicas), Logger: d.log,
 	}, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
 	if err != nil {
 		return nil, err
 	}
+	d.streams = pub.Streams
 	sctx, cancel := context.WithTimeout(ctx, streamFirstTry)
 	defer cancel()
 	if err := pub.Ensure(sctx); err != nil {
@@ -186,8 +190,9 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 func (d *daemon) Run(ctx context.Context) error {
 	go d.refreshRegions(ctx)
 	d.log.Info("cvmwatch running", "version", version, "targets", len(d.watcher.Targets()),
-		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
-	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, d.store, time.Now), ReadHeaderTimeout: 5 * time.Second}
+		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "replicas", d.cfg.NATS.Replicas.String(),
+		"http", d.httpLn.Addr().String())
+	srv := &http.Server{Handler: newHTTPHandler(d.watcher, d.metrics, d.store, time.Now, d.streams), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(d.httpLn) }()
 	err := d.watcher.Run(ctx)

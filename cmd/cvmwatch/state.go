@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
@@ -44,16 +45,16 @@ directly (the daemon holds a lock on it while it runs).`,
 			if f.config == "" && f.url == "" {
 				return usageError{errors.New("state: give --config FILE or --url URL")}
 			}
-			targets, source, err := loadState(c.Context(), f)
+			st, err := loadState(c.Context(), f)
 			if err != nil {
 				return err
 			}
 			if f.json {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"source": source, "targets": targets})
+				return enc.Encode(map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams})
 			}
-			printState(c.OutOrStdout(), source, targets, f.instances)
+			printState(c.OutOrStdout(), st, f.instances)
 			return nil
 		},
 	}
@@ -66,37 +67,46 @@ directly (the daemon holds a lock on it while it runs).`,
 	return c
 }
 
+// stateView is what state shows: the targets, the NATS streams, and where
+// they were read.
+type stateView struct {
+	source  string
+	targets []targetHealth
+	streams []publisher.StreamStatus
+}
+
 // loadState asks the daemon, or reads the database when no daemon answers.
-func loadState(ctx context.Context, f stateFlags) ([]targetHealth, string, error) {
+func loadState(ctx context.Context, f stateFlags) (stateView, error) {
 	var cfg stateConfig
 	base := f.url
 	if f.config != "" {
 		var err error
 		if cfg, err = loadStateConfig(f.config, f.insecure); err != nil {
-			return nil, "", err
+			return stateView{}, err
 		}
 		if base == "" {
 			base = "http://" + cfg.HTTPListen
 		}
 	}
-	targets, err := stateFromAPI(ctx, base, f.target, f.instances)
+	st, err := stateFromAPI(ctx, base, f.target, f.instances)
 	if err == nil {
-		return targets, base, nil
+		st.source = base
+		return st, nil
 	}
 	var opErr *net.OpError
 	if f.config == "" || !errors.As(err, &opErr) {
-		return nil, "", fmt.Errorf("state from %s: %w", base, err)
+		return stateView{}, fmt.Errorf("state from %s: %w", base, err)
 	}
 	// Nobody listens: read the database the daemon would hold.
 	path := filepath.Join(cfg.DataDir, "cvmwatch.db")
-	targets, err = stateFromStore(ctx, path, f.target, f.instances)
+	targets, err := stateFromStore(ctx, path, f.target, f.instances)
 	if err != nil {
-		return nil, "", err
+		return stateView{}, err
 	}
-	return targets, path, nil
+	return stateView{source: path, targets: targets}, nil
 }
 
-func stateFromAPI(ctx context.Context, base, target string, instances bool) ([]targetHealth, error) {
+func stateFromAPI(ctx context.Context, base, target string, instances bool) (stateView, error) {
 	q := url.Values{}
 	if target != "" {
 		q.Set("target", target)
@@ -108,21 +118,24 @@ func stateFromAPI(ctx context.Context, base, target string, instances bool) ([]t
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/api/state?"+q.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return stateView{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return stateView{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %s", resp.Status)
+		return stateView{}, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	var body struct{ Targets []targetHealth }
+	var body struct {
+		Targets []targetHealth
+		Streams []publisher.StreamStatus
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return stateView{}, fmt.Errorf("decode: %w", err)
 	}
-	return body.Targets, nil
+	return stateView{targets: body.Targets, streams: body.Streams}, nil
 }
 
 func stateFromStore(ctx context.Context, path, only string, instances bool) ([]targetHealth, error) {
@@ -173,8 +186,12 @@ func stateFromStore(ctx context.Context, path, only string, instances bool) ([]t
 	return out, nil
 }
 
-func printState(w io.Writer, source string, targets []targetHealth, instances bool) {
-	fmt.Fprintf(w, "from %s\n", source)
+func printState(w io.Writer, st stateView, instances bool) {
+	targets := st.targets
+	fmt.Fprintf(w, "from %s\n", st.source)
+	for _, s := range st.streams {
+		fmt.Fprintf(w, "stream %s: %d replica(s), subjects %s\n", s.Name, s.Replicas, strings.Join(s.Subjects, " "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tINSTANCES\tBY STATE\tLAST COMPLETE SCAN\tPROGRESS\tOUTBOX\tREADY")
 	for _, t := range targets {
