@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,8 +41,8 @@ type StreamReady struct {
 
 	mu      sync.Mutex
 	ready   bool
-	status  StreamStatus  // of the stream once set up
-	attempt *setupAttempt // the attempt in flight, or the last one
+	status  []StreamStatus // of the streams once set up
+	attempt *setupAttempt  // the attempt in flight, or the last one
 }
 
 // setupAttempt is one run of EnsureStream, shared by every caller that
@@ -111,14 +112,19 @@ func (p *StreamReady) Ensure(ctx context.Context) error {
 func (p *StreamReady) run(a *setupAttempt) {
 	ctx, cancel := context.WithTimeout(context.Background(), streamSetupTimeout)
 	defer cancel()
-	s, err := EnsureStream(ctx, p.js, p.stream)
+	events, scans, err := ensureStreams(ctx, p.js, p.stream)
 	p.mu.Lock()
 	if err != nil {
 		a.err = fmt.Errorf("nats stream %s not set up yet: %w", p.stream.Name, err)
 	} else {
 		p.ready = true
-		p.status = streamStatus(s.CachedInfo())
-		p.log.Info("nats stream ready", "stream", p.stream.Name, "subjects", p.status.Subjects, "replicas", p.status.Replicas)
+		p.status = []StreamStatus{streamStatus(events.CachedInfo())}
+		if scans != nil {
+			p.status = append(p.status, streamStatus(scans.CachedInfo()))
+		}
+		for _, st := range p.status {
+			p.log.Info("nats stream ready", "stream", st.Name, "subjects", st.Subjects, "replicas", st.Replicas)
+		}
 	}
 	p.mu.Unlock()
 	close(a.done)
@@ -140,10 +146,7 @@ func streamStatus(info *jetstream.StreamInfo) StreamStatus {
 func (p *StreamReady) Streams() []StreamStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.status.Name == "" {
-		return nil
-	}
-	return []StreamStatus{p.status}
+	return slices.Clone(p.status)
 }
 
 // Publish sends events once the stream is set up; see JetStream.Publish.

@@ -27,6 +27,11 @@ type NATSConfig struct {
 	// Replicas is the copies of every stream cvmwatch creates: 1-5, or
 	// auto (3 on a JetStream cluster of at least 3 servers, else 1).
 	Replicas Replicas `yaml:"replicas"`
+	// ScanStream is the stream of the scan summaries (default: stream +
+	// "_SCANS"); it keeps the last ScanKeep of each target for ScanMaxAge.
+	ScanStream string   `yaml:"scan_stream"`
+	ScanKeep   int      `yaml:"scan_keep"`
+	ScanMaxAge Duration `yaml:"scan_max_age"`
 	// Listen is the embedded server's address (used when URL is empty);
 	// port 0 picks a free port.
 	Listen string `yaml:"listen"`
@@ -62,7 +67,17 @@ func defaultNATS() NATSConfig {
 		Mode:          "jetstream",
 		Listen:        defaultNATSListen,
 		Duplicates:    Duration(defaultDuplicates),
+		ScanKeep:      publisher.DefaultScanKeep,
+		ScanMaxAge:    Duration(publisher.DefaultScanMaxAge),
 	}
+}
+
+// scanStream is nats.scan_stream, or its default beside nats.stream.
+func (n NATSConfig) scanStream() string {
+	if n.ScanStream != "" {
+		return n.ScanStream
+	}
+	return publisher.ScanStreamName(n.Stream)
 }
 
 // MarshalYAML shows each server of URL with its password (or token)
@@ -72,6 +87,7 @@ func (n NATSConfig) MarshalYAML() (any, error) {
 	type plain NATSConfig // its own fields, without this method
 	p := plain(n)
 	p.URL = redactURLs(n.URL)
+	p.ScanStream = n.scanStream()
 	return p, nil
 }
 
@@ -100,6 +116,17 @@ func (n NATSConfig) validate(key string) configErrors {
 		errs.add(key+".duplicates", "must be positive")
 	} else if n.MaxAge.D() > 0 && n.Duplicates.D() > n.MaxAge.D() {
 		errs.add(key+".duplicates", "%v must not exceed %s.max_age (%v)", n.Duplicates.D(), key, n.MaxAge.D())
+	}
+	if err := watcher.ValidateToken(n.scanStream()); err != nil {
+		errs.add(key+".scan_stream", "%s is not a stream name: %v", watcher.Quote(n.scanStream()), err)
+	} else if n.scanStream() == n.Stream {
+		errs.add(key+".scan_stream", "must differ from %s.stream (%s)", key, n.Stream)
+	}
+	if n.ScanKeep < 1 {
+		errs.add(key+".scan_keep", "%d must be at least 1", n.ScanKeep)
+	}
+	if n.ScanMaxAge.D() < time.Minute {
+		errs.add(key+".scan_max_age", "%v is shorter than 1m", n.ScanMaxAge.D())
 	}
 	if err := publisher.CheckReplicas(int(n.Replicas)); err != nil {
 		errs.add(key+".replicas", "%d must be 1 to %d, or auto", n.Replicas, publisher.MaxReplicas)

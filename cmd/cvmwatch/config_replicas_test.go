@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // nats.replicas is auto unless written, check-config shows auto as "auto"
@@ -58,5 +60,30 @@ func TestStateShowsTheStreamsReplicas(t *testing.T) {
 		streams: []publisher.StreamStatus{{Name: "CVMWATCH", Subjects: []string{"cvm.>"}, Replicas: 3}}}, false)
 	if got, want := b.String(), "stream CVMWATCH: 3 replica(s), subjects cvm.>"; !strings.Contains(got, want) {
 		t.Errorf("state printed\n%s\nwant a line %q", got, want)
+	}
+}
+
+// With no daemon, state --server reads each target's latest summary from
+// the scans stream, and shows both streams with their replicas.
+func TestStateFromTheScansStream(t *testing.T) {
+	f := newNATSFixture(t, publisher.EmbeddedConfig{})
+	at := time.Now().Add(-time.Minute).UTC()
+	tg := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	for i, n := range []int{3, 4} {
+		s := watcher.ScanSummary{Target: tg, Started: at.Add(time.Duration(i) * 30 * time.Second), Complete: true,
+			Instances: n, ByState: map[watcher.State]int{"RUNNING": n - 1, "STOPPED": 1}}
+		if err := f.pub.PublishScan(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := runCLI(t, "state", "--server", f.srv.ClientURL())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"stream CVMWATCH_SCANS at", "stream CVMWATCH: 1 replica(s), subjects cvm.state.>",
+		"stream CVMWATCH_SCANS: 1 replica(s), subjects cvm.scan.>", "prod/ap-guangzhou  4 ", "RUNNING 3, STOPPED 1"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("state --server printed no %q:\n%s", want, stdout)
+		}
 	}
 }

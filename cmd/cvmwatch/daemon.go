@@ -168,7 +168,8 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	}
 	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
 		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
-		Replicas: int(n.Replicas), Logger: d.log,
+		Replicas: int(n.Replicas), ScanStream: n.scanStream(), ScanKeep: n.ScanKeep, ScanMaxAge: n.ScanMaxAge.D(),
+		Logger: d.log,
 	}, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
@@ -27,25 +28,47 @@ type stateFlags struct {
 	config, url, target string
 	instances, json     bool
 	insecure            bool
+	// nats and scanStream are where state reads the latest scan summaries
+	// when no daemon answers and --server (or NATS_URL) is given.
+	nats               natsClientFlags
+	stream, scanStream string
 }
 
 func newStateCommand() *cobra.Command {
 	var f stateFlags
 	c := &cobra.Command{
-		Use:   "state [--config FILE | --url URL] [--target ACCOUNT/REGION] [--instances] [--json]",
-		Short: "Show the snapshot: instances by state per target, scan progress, outbox",
+		Use:   "state [--config FILE | --url URL | --server NATS_URL] [--target ACCOUNT/REGION] [--instances] [--json]",
+		Short: "Show the snapshot: instances by state per target, scan progress, outbox, streams",
 		Long: `Show what cvmwatch knows. While the daemon runs, state asks its HTTP API
-(http.listen); when it does not run, state reads the database in data_dir
-directly (the daemon holds a lock on it while it runs).`,
+(http.listen), which also lists the NATS streams with their replicas. When no
+daemon answers: with --server (or NATS_URL) state reads the latest scan summary
+of every target from the scans stream (nats.scan_stream), from any machine that
+reaches NATS; otherwise it reads the database in data_dir directly (the daemon
+holds a lock on it while it runs).`,
 		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
   cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
+  cvmwatch state --server nats://nats.internal:4222
   cvmwatch state --config cvmwatch.yaml --json | jq '.targets[].byState'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if f.config == "" && f.url == "" {
-				return usageError{errors.New("state: give --config FILE or --url URL")}
+			fromStream := c.Flags().Changed("server") || os.Getenv("NATS_URL") != ""
+			if f.config == "" && f.url == "" && !fromStream {
+				return usageError{errors.New("state: give --config FILE, --url URL or --server NATS_URL")}
 			}
-			st, err := loadState(c.Context(), f)
+			if fromStream {
+				if err := f.nats.resolve(c, os.LookupEnv); err != nil {
+					return err
+				}
+				if f.scanStream == "" {
+					f.scanStream = publisher.ScanStreamName(f.stream)
+				}
+				for _, s := range []string{f.stream, f.scanStream} {
+					if err := watcher.ValidateToken(s); err != nil {
+						return usageError{fmt.Errorf("stream %s: %w", watcher.Quote(s), err)}
+					}
+				}
+			}
+			st, err := loadState(c.Context(), f, fromStream, c.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -64,6 +87,9 @@ directly (the daemon holds a lock on it while it runs).`,
 	c.Flags().BoolVar(&f.instances, "instances", false, "list every instance with its state")
 	c.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	c.Flags().BoolVar(&f.insecure, "allow-insecure-permissions", false, "accept a config file with secrets that others can read")
+	f.nats.register(c)
+	c.Flags().StringVar(&f.stream, "stream", defaultStream, "event stream, shown with its replicas (nats.stream)")
+	c.Flags().StringVar(&f.scanStream, "scan-stream", "", "stream of the scan summaries (nats.scan_stream; default: --stream + _SCANS)")
 	return c
 }
 
@@ -75,8 +101,12 @@ type stateView struct {
 	streams []publisher.StreamStatus
 }
 
-// loadState asks the daemon, or reads the database when no daemon answers.
-func loadState(ctx context.Context, f stateFlags) (stateView, error) {
+// loadState asks the daemon, or reads the scans stream (fromStream) or the
+// database when no daemon answers.
+func loadState(ctx context.Context, f stateFlags, fromStream bool, stderr io.Writer) (stateView, error) {
+	if fromStream && f.config == "" && f.url == "" {
+		return stateFromStream(ctx, f, stderr)
+	}
 	var cfg stateConfig
 	base := f.url
 	if f.config != "" {
@@ -97,7 +127,11 @@ func loadState(ctx context.Context, f stateFlags) (stateView, error) {
 	if f.config == "" || !errors.As(err, &opErr) {
 		return stateView{}, fmt.Errorf("state from %s: %w", base, err)
 	}
-	// Nobody listens: read the database the daemon would hold.
+	// Nobody listens: read the scans stream, or the database the daemon
+	// would hold.
+	if fromStream {
+		return stateFromStream(ctx, f, stderr)
+	}
 	path := filepath.Join(cfg.DataDir, "cvmwatch.db")
 	targets, err := stateFromStore(ctx, path, f.target, f.instances)
 	if err != nil {
@@ -184,6 +218,46 @@ func stateFromStore(ctx context.Context, path, only string, instances bool) ([]t
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// stateFromStream shows each target's latest scan summary from the scans
+// stream, and the streams' replicas.
+func stateFromStream(ctx context.Context, f stateFlags, stderr io.Writer) (stateView, error) {
+	nc, err := f.nats.connect(ctx, "cvmwatch-state", stderr, false)
+	if err != nil {
+		return stateView{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return stateView{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+	defer cancel()
+	scans, err := publisher.LatestScans(ctx, js, f.scanStream, f.nats.prefix)
+	if err != nil {
+		return stateView{}, explainStreamError(err, f.scanStream, f.nats.server)
+	}
+	st := stateView{source: fmt.Sprintf("stream %s at %s (latest scan summaries)", f.scanStream, publisher.Redact(f.nats.server))}
+	now := time.Now()
+	for _, sc := range scans {
+		t := watcher.Target{Account: sc.Account, Region: sc.Region}
+		if f.target != "" && t.String() != f.target {
+			continue
+		}
+		started, _ := time.Parse(time.RFC3339Nano, sc.Started)
+		h := targetHealth{Target: t.String(), LastScan: &started, ByState: sc.ByState, Held: sc.HeldDisappearances,
+			PagesDone: sc.Pages - sc.PagesFailed, PagesTotal: sc.Pages,
+			Reason: fmt.Sprintf("from its latest scan summary, stored %s ago", now.Sub(sc.Stored).Round(time.Second))}
+		if sc.Complete {
+			h.LastComplete = &started
+		}
+		st.targets = append(st.targets, h)
+	}
+	if st.streams, err = publisher.DescribeStreams(ctx, js, f.stream, f.scanStream); err != nil {
+		return stateView{}, err
+	}
+	return st, nil
 }
 
 func printState(w io.Writer, st stateView, instances bool) {
