@@ -26,7 +26,7 @@ func TestJetStreamConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return p, publishertest.NewStreamReader(js, publisher.DefaultStreamName)
+			return p, publishertest.NewStreamsReader(js, publisher.DefaultStreamName, publisher.ScanStreamName(""))
 		},
 	})
 }
@@ -48,7 +48,7 @@ func TestStreamReadyConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return p, publishertest.NewStreamReader(js, publisher.DefaultStreamName)
+			return p, publishertest.NewStreamsReader(js, publisher.DefaultStreamName, publisher.ScanStreamName(""))
 		},
 	})
 }

@@ -316,7 +316,7 @@ func TestJetStreamPublishScanDedups(t *testing.T) {
 	if err := p.PublishScan(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	str, err := env.js.Stream(t.Context(), publisher.DefaultStreamName)
+	str, err := env.js.Stream(t.Context(), publisher.ScanStreamName(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestJetStreamPublishScanDedups(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := info.State.Msgs, uint64(2); got != want {
-		t.Fatalf("stream holds %d summaries, want %d", got, want)
+		t.Fatalf("scans stream holds %d summaries, want %d", got, want)
 	}
 }
 

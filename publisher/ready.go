@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,7 +41,8 @@ type StreamReady struct {
 
 	mu      sync.Mutex
 	ready   bool
-	attempt *setupAttempt // the attempt in flight, or the last one
+	status  []StreamStatus // of the streams once set up
+	attempt *setupAttempt  // the attempt in flight, or the last one
 }
 
 // setupAttempt is one run of EnsureStream, shared by every caller that
@@ -110,16 +112,41 @@ func (p *StreamReady) Ensure(ctx context.Context) error {
 func (p *StreamReady) run(a *setupAttempt) {
 	ctx, cancel := context.WithTimeout(context.Background(), streamSetupTimeout)
 	defer cancel()
-	_, err := EnsureStream(ctx, p.js, p.stream)
+	events, scans, err := ensureStreams(ctx, p.js, p.stream)
 	p.mu.Lock()
 	if err != nil {
 		a.err = fmt.Errorf("nats stream %s not set up yet: %w", p.stream.Name, err)
 	} else {
 		p.ready = true
-		p.log.Info("nats stream ready", "stream", p.stream.Name)
+		p.status = []StreamStatus{streamStatus(events.CachedInfo())}
+		if scans != nil {
+			p.status = append(p.status, streamStatus(scans.CachedInfo()))
+		}
+		for _, st := range p.status {
+			p.log.Info("nats stream ready", "stream", st.Name, "subjects", st.Subjects, "replicas", st.Replicas)
+		}
 	}
 	p.mu.Unlock()
 	close(a.done)
+}
+
+// StreamStatus is what a daemon shows of a stream it set up.
+type StreamStatus struct {
+	Name     string   `json:"name"`
+	Subjects []string `json:"subjects"`
+	Replicas int      `json:"replicas"`
+}
+
+func streamStatus(info *jetstream.StreamInfo) StreamStatus {
+	return StreamStatus{Name: info.Config.Name, Subjects: info.Config.Subjects, Replicas: info.Config.Replicas}
+}
+
+// Streams returns the streams as the last successful set-up found them,
+// or nil before one succeeded.
+func (p *StreamReady) Streams() []StreamStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.status)
 }
 
 // Publish sends events once the stream is set up; see JetStream.Publish.

@@ -34,8 +34,19 @@ func TestEnsureStream(t *testing.T) {
 			}
 		}
 		c := config(t, "CVMWATCH")
-		if got, want := strings.Join(c.Subjects, ","), "cvm.>"; got != want {
+		if got, want := strings.Join(c.Subjects, ","), "cvm.state.>,cvm.attribution.>,cvm.operation.>"; got != want {
 			t.Errorf("subjects %q, want %q", got, want)
+		}
+		if got, want := c.Metadata[publisher.MetadataLayout], "events/v2"; got != want {
+			t.Errorf("metadata %s = %q, want %q", publisher.MetadataLayout, got, want)
+		}
+		sc := config(t, "CVMWATCH_SCANS")
+		if got, want := strings.Join(sc.Subjects, ","), "cvm.scan.>"; got != want {
+			t.Errorf("scans stream subjects %q, want %q", got, want)
+		}
+		if sc.MaxMsgsPerSubject != 100 || sc.MaxAge != 24*time.Hour || !sc.AllowDirect || sc.Storage != jetstream.FileStorage {
+			t.Errorf("scans stream: %d per subject, max age %s, direct %v, storage %s; want 100, 24h, true, file",
+				sc.MaxMsgsPerSubject, sc.MaxAge, sc.AllowDirect, sc.Storage)
 		}
 		if got, want := c.Duplicates, 10*time.Minute; got != want {
 			t.Errorf("duplicates window %s, want %s", got, want)
@@ -111,7 +122,7 @@ func TestEnsureStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Name: "TAKEN", Prefix: "taken"})
-		if err == nil || !strings.Contains(err.Error(), "orders.>") || !strings.Contains(err.Error(), "taken.>") {
+		if err == nil || !strings.Contains(err.Error(), "orders.>") || !strings.Contains(err.Error(), "taken.state.>") {
 			t.Fatalf("EnsureStream on a stream with other subjects: %v; want an error naming both", err)
 		}
 		if got := strings.Join(config(t, "TAKEN").Subjects, ","); got != "orders.>" {

@@ -2,14 +2,18 @@ package publisher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // Sentinels of the stream readers, for callers that explain them.
@@ -113,7 +117,7 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, 
 	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return nil // ended while the consumer was being created
 		}
 		return fmt.Errorf("stream %s: consumer on %s: %w", stream, filter, err)
 	}
@@ -224,4 +228,93 @@ func stored(m jetstream.Msg) (StoredMessage, error) {
 		Time:    md.Timestamp,
 		Data:    append([]byte(nil), m.Data()...),
 	}, nil
+}
+
+// ErrNoScan: the scans stream holds no summary of the target.
+var ErrNoScan = errors.New("no scan summary")
+
+// StoredScan is a scan summary and when the stream stored it.
+type StoredScan struct {
+	ScanMessage
+	Stored time.Time
+}
+
+// LatestScan returns the latest scan summary of target stored in the scans
+// stream: a direct get, last by subject, when the stream allows direct gets
+// (as the one cvmwatch creates does). It returns ErrNoScan if the stream
+// holds none: the target was not scanned within the stream's max age, or
+// not under this prefix.
+func LatestScan(ctx context.Context, js jetstream.JetStream, stream, prefix string, target watcher.Target) (StoredScan, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	subject, err := watcher.ScanSubject(prefix, target)
+	if err != nil {
+		return StoredScan{}, err
+	}
+	s, err := lookup(ctx, js, stream)
+	if err != nil {
+		return StoredScan{}, err
+	}
+	return lastScan(ctx, s, subject)
+}
+
+// LatestScans returns the latest scan summary of every target the scans
+// stream holds under prefix, in subject order: one stream info, then one
+// get per target.
+func LatestScans(ctx context.Context, js jetstream.JetStream, stream, prefix string) ([]StoredScan, error) {
+	s, err := lookup(ctx, js, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ScanFilter(prefix)))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	subjects := slices.Sorted(maps.Keys(info.State.Subjects))
+	out := make([]StoredScan, 0, len(subjects))
+	for _, subject := range subjects {
+		sc, err := lastScan(ctx, s, subject)
+		if errors.Is(err, ErrNoScan) {
+			continue // aged out since the info
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func lastScan(ctx context.Context, s jetstream.Stream, subject string) (StoredScan, error) {
+	name := s.CachedInfo().Config.Name
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return StoredScan{}, fmt.Errorf("stream %s, %s: %w", name, subject, ErrNoScan)
+	case err != nil:
+		return StoredScan{}, fmt.Errorf("stream %s, %s: %w", name, subject, err)
+	}
+	sc := StoredScan{Stored: m.Time}
+	if err := json.Unmarshal(m.Data, &sc.ScanMessage); err != nil {
+		return StoredScan{}, fmt.Errorf("stream %s, %s seq %d: %w", name, subject, m.Sequence, err)
+	}
+	return sc, nil
+}
+
+// DescribeStreams returns the name, subjects and replicas of each stream
+// that exists, skipping those that do not.
+func DescribeStreams(ctx context.Context, js jetstream.JetStream, names ...string) ([]StreamStatus, error) {
+	var out []StreamStatus
+	for _, name := range names {
+		s, err := lookup(ctx, js, name)
+		if errors.Is(err, ErrNoStream) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, streamStatus(s.CachedInfo()))
+	}
+	return out, nil
 }

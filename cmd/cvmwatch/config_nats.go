@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -19,6 +24,14 @@ type NATSConfig struct {
 	// MaxAge is how long the stream keeps events (0: forever).
 	MaxAge     Duration `yaml:"max_age"`
 	Duplicates Duration `yaml:"duplicates"`
+	// Replicas is the copies of every stream cvmwatch creates: 1-5, or
+	// auto (3 on a JetStream cluster of at least 3 servers, else 1).
+	Replicas Replicas `yaml:"replicas"`
+	// ScanStream is the stream of the scan summaries (default: stream +
+	// "_SCANS"); it keeps the last ScanKeep of each target for ScanMaxAge.
+	ScanStream string   `yaml:"scan_stream"`
+	ScanKeep   int      `yaml:"scan_keep"`
+	ScanMaxAge Duration `yaml:"scan_max_age"`
 	// Listen is the embedded server's address (used when URL is empty);
 	// port 0 picks a free port.
 	Listen string `yaml:"listen"`
@@ -54,7 +67,17 @@ func defaultNATS() NATSConfig {
 		Mode:          "jetstream",
 		Listen:        defaultNATSListen,
 		Duplicates:    Duration(defaultDuplicates),
+		ScanKeep:      publisher.DefaultScanKeep,
+		ScanMaxAge:    Duration(publisher.DefaultScanMaxAge),
 	}
+}
+
+// scanStream is nats.scan_stream, or its default beside nats.stream.
+func (n NATSConfig) scanStream() string {
+	if n.ScanStream != "" {
+		return n.ScanStream
+	}
+	return publisher.ScanStreamName(n.Stream)
 }
 
 // MarshalYAML shows each server of URL with its password (or token)
@@ -64,6 +87,7 @@ func (n NATSConfig) MarshalYAML() (any, error) {
 	type plain NATSConfig // its own fields, without this method
 	p := plain(n)
 	p.URL = redactURLs(n.URL)
+	p.ScanStream = n.scanStream()
 	return p, nil
 }
 
@@ -93,6 +117,20 @@ func (n NATSConfig) validate(key string) configErrors {
 	} else if n.MaxAge.D() > 0 && n.Duplicates.D() > n.MaxAge.D() {
 		errs.add(key+".duplicates", "%v must not exceed %s.max_age (%v)", n.Duplicates.D(), key, n.MaxAge.D())
 	}
+	if err := watcher.ValidateToken(n.scanStream()); err != nil {
+		errs.add(key+".scan_stream", "%s is not a stream name: %v", watcher.Quote(n.scanStream()), err)
+	} else if n.scanStream() == n.Stream {
+		errs.add(key+".scan_stream", "must differ from %s.stream (%s)", key, n.Stream)
+	}
+	if n.ScanKeep < 1 {
+		errs.add(key+".scan_keep", "%d must be at least 1", n.ScanKeep)
+	}
+	if n.ScanMaxAge.D() < time.Minute {
+		errs.add(key+".scan_max_age", "%v is shorter than 1m", n.ScanMaxAge.D())
+	}
+	if err := publisher.CheckReplicas(int(n.Replicas)); err != nil {
+		errs.add(key+".replicas", "%d must be 1 to %d, or auto", n.Replicas, publisher.MaxReplicas)
+	}
 	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
 		errs.add(key+".listen", "%v", err)
 	} else if n.URL == "" && !isLoopbackHost(n.Listen) && n.Token == "" && n.User == "" {
@@ -111,6 +149,45 @@ func (n NATSConfig) validate(key string) configErrors {
 		errs.add(key+".tls.cert_file", "cert_file and key_file go together")
 	}
 	return errs
+}
+
+// Replicas is nats.replicas: a replica count, 1 to publisher.MaxReplicas,
+// or "auto" (the zero value: left out means auto). An explicit 0 is
+// refused, not taken for auto.
+type Replicas int
+
+// autoReplicas is how nats.replicas writes publisher.AutoReplicas.
+const autoReplicas = "auto"
+
+// UnmarshalYAML reads "auto" or a count from 1 to publisher.MaxReplicas.
+func (r *Replicas) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == autoReplicas {
+		*r = publisher.AutoReplicas
+		return nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil || v < 1 || v > publisher.MaxReplicas {
+		return fmt.Errorf("want auto or a replica count from 1 to %d, got %q", publisher.MaxReplicas, n.Value)
+	}
+	*r = Replicas(v)
+	return nil
+}
+
+// MarshalYAML writes "auto" or the count, as check-config shows it: it
+// does not connect, so it cannot say what auto will choose.
+func (r Replicas) MarshalYAML() (any, error) {
+	if r == publisher.AutoReplicas {
+		return autoReplicas, nil
+	}
+	return int(r), nil
+}
+
+// String is the value as written, for the logs.
+func (r Replicas) String() string {
+	if r == publisher.AutoReplicas {
+		return autoReplicas
+	}
+	return strconv.Itoa(int(r))
 }
 
 // splitURLs splits the comma-separated nats.url.

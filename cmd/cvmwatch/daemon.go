@@ -35,6 +35,8 @@ type daemon struct {
 	store    *store.Bolt
 	embedded *publisher.Embedded
 	nc       *nats.Conn
+	// streams lists the JetStream streams as set up (nil in core mode).
+	streams  func() []publisher.StreamStatus
 	watcher  *watcher.Watcher
 	limiters *cvm.Limiters
 	// enrichLimiters pace DescribeInstances (enrich.rate_limit) and
@@ -168,11 +170,14 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 		return nil, err
 	}
 	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
-		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(), Logger: d.log,
+		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
+		Replicas: int(n.Replicas), ScanStream: n.scanStream(), ScanKeep: n.ScanKeep, ScanMaxAge: n.ScanMaxAge.D(),
+		Logger: d.log,
 	}, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
 	if err != nil {
 		return nil, err
 	}
+	d.streams = pub.Streams
 	sctx, cancel := context.WithTimeout(ctx, streamFirstTry)
 	defer cancel()
 	if err := pub.Ensure(sctx); err != nil {
@@ -189,8 +194,9 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 func (d *daemon) Run(ctx context.Context) error {
 	go d.refreshRegions(ctx)
 	d.log.Info("cvmwatch running", "version", version, "targets", len(d.watcher.Targets()),
-		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "http", d.httpLn.Addr().String())
-	handler := newHTTPHandler(d.watcher, d.metrics, d.store, time.Now)
+		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "replicas", d.cfg.NATS.Replicas.String(),
+		"http", d.httpLn.Addr().String())
+	handler := newHTTPHandler(d.watcher, d.metrics, d.store, time.Now, d.streams)
 	notified := make(chan struct{})
 	if d.notify != nil {
 		go func() { defer close(notified); d.notify.Run(ctx) }()

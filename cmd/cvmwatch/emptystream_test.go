@@ -50,7 +50,7 @@ func TestVerifyNeverPassesOnNothing(t *testing.T) {
 		t.Fatalf("verify of a stream with nothing under cvm.state.>: exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
 	for _, want := range []string{"nothing was checked", "stream CVMBIG holds 3 messages, none of them under cvm.state.>",
-		"it captures cvmbig.>", "try --prefix cvmbig"} {
+		"it captures cvmbig.state.>, cvmbig.attribution.>, cvmbig.operation.>", "try --prefix cvmbig"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, stderr)
 		}

@@ -97,7 +97,7 @@ func TestStateInstancesShowNames(t *testing.T) {
 		t.Fatalf("views = %+v, want web-01 with its tag, then one without a name", views)
 	}
 	var b strings.Builder
-	printState(&b, "test", []targetHealth{{Target: "a/r", Instances: views}}, true)
+	printState(&b, stateView{source: "test", targets: []targetHealth{{Target: "a/r", Instances: views}}}, true)
 	if !strings.Contains(b.String(), "web-01") || !strings.Contains(b.String(), "NAME") {
 		t.Fatalf("state --instances output lacks the name:\n%s", b.String())
 	}

@@ -232,7 +232,8 @@ func readStream(ctx context.Context, url string, opts ...nats.Option) ([]oracle.
 	return oracleMessages(stored), err
 }
 
-// readScans returns how many scan summaries the stream holds and the
+// readScans returns how many scan summaries the scans stream holds (the
+// last nats.scan_keep of each target) and the
 // windows of the clean ones (complete, nothing rejected).
 func readScans(ctx context.Context, url string) (int, []oracle.ScanWindow, error) {
 	nc, err := nats.Connect(url)
@@ -244,7 +245,7 @@ func readScans(ctx context.Context, url string) (int, []oracle.ScanWindow, error
 	if err != nil {
 		return 0, nil, err
 	}
-	c, err := js.OrderedConsumer(ctx, "CVMWATCH", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"cvm.scan.>"}})
+	c, err := js.OrderedConsumer(ctx, "CVMWATCH_SCANS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"cvm.scan.>"}})
 	if err != nil {
 		return 0, nil, err
 	}

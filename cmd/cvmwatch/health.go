@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -86,8 +87,8 @@ func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) target
 
 // newHTTPHandler serves /metrics, /healthz, /readyz and /api/state
 // (?target=account/region narrows it, &instances=1 adds the records, read
-// from st).
-func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func() time.Time) http.Handler {
+// from st; streams, if not nil, lists the NATS streams as set up).
+func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func() time.Time, streams func() []publisher.StreamStatus) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
@@ -125,7 +126,11 @@ func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func()
 			}
 			targets = append(targets, h)
 		}
-		writeJSON(rw, http.StatusOK, map[string]any{"targets": targets})
+		body := map[string]any{"targets": targets}
+		if streams != nil {
+			body["streams"] = streams()
+		}
+		writeJSON(rw, http.StatusOK, body)
 	})
 	return mux
 }

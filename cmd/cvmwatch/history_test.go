@@ -117,7 +117,7 @@ func TestHistoryFailures(t *testing.T) {
 		{"a missing stream exits 1", []string{"--server", f.srv.ClientURL(), "--stream", "OTHER", "ins-r8hr2upy"}, 1,
 			"stream OTHER does not exist"},
 		{"another prefix finds nothing, and says which prefix the stream holds", []string{"--server", f.srv.ClientURL(), "--prefix", "other", "ins-r8hr2upy"}, 1,
-			"stream CVMWATCH holds 1 messages, none of them under other.state.>; it captures cvm.> (try --prefix cvm)"},
+			"stream CVMWATCH holds 1 messages, none of them under other.state.>; it captures cvm.state.>, cvm.attribution.>, cvm.operation.> (try --prefix cvm)"},
 		{"an unreachable server exits 1 at once", []string{"--server", "nats://127.0.0.1:1", "ins-r8hr2upy"}, 1,
 			"no NATS server reachable"},
 		{"no instance is a usage error", nil, 2, "one INSTANCE_ID"},

@@ -30,7 +30,7 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 func TestMetricsAndHealthFollowTheLoop(t *testing.T) {
 	h := newHarness(t, 120)
 	now := time.Now()
-	handler := newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, func() time.Time { return now })
+	handler := newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, func() time.Time { return now }, nil)
 
 	if code, body := get(t, handler, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no complete scan yet") {
 		t.Fatalf("/readyz before any scan = %d %s", code, body)

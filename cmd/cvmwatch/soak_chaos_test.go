@@ -85,6 +85,8 @@ func runSoak(t *testing.T, p soakParams) {
 	cfg := daemonConfig{
 		DataDir: filepath.Join(t.TempDir(), "data"), SimURL: sim.URL(), NATSURL: nproc.URL(),
 		Regions: regions, Interval: p.interval, Announce: true,
+		// The oracle judges against every clean scan window: keep them all.
+		NATSExtra: "  scan_keep: 1000000\n",
 	}.write(t)
 	log := newLogFile(t)
 	var st soakStats

@@ -16,8 +16,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/cvmwatch/cvmwatch/publisher"
 	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
@@ -26,34 +28,56 @@ type stateFlags struct {
 	config, url, target string
 	instances, json     bool
 	insecure            bool
+	// nats and scanStream are where state reads the latest scan summaries
+	// when no daemon answers and --server (or NATS_URL) is given.
+	nats               natsClientFlags
+	stream, scanStream string
 }
 
 func newStateCommand() *cobra.Command {
 	var f stateFlags
 	c := &cobra.Command{
-		Use:   "state [--config FILE | --url URL] [--target ACCOUNT/REGION] [--instances] [--json]",
-		Short: "Show the snapshot: instances by state per target, scan progress, outbox",
+		Use:   "state [--config FILE | --url URL | --server NATS_URL] [--target ACCOUNT/REGION] [--instances] [--json]",
+		Short: "Show the snapshot: instances by state per target, scan progress, outbox, streams",
 		Long: `Show what cvmwatch knows. While the daemon runs, state asks its HTTP API
-(http.listen); when it does not run, state reads the database in data_dir
-directly (the daemon holds a lock on it while it runs).`,
+(http.listen), which also lists the NATS streams with their replicas. When no
+daemon answers: with --server (or NATS_URL) state reads the latest scan summary
+of every target from the scans stream (nats.scan_stream), from any machine that
+reaches NATS; otherwise it reads the database in data_dir directly (the daemon
+holds a lock on it while it runs).`,
 		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
   cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
+  cvmwatch state --server nats://nats.internal:4222
   cvmwatch state --config cvmwatch.yaml --json | jq '.targets[].byState'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if f.config == "" && f.url == "" {
-				return usageError{errors.New("state: give --config FILE or --url URL")}
+			fromStream := c.Flags().Changed("server") || os.Getenv("NATS_URL") != ""
+			if f.config == "" && f.url == "" && !fromStream {
+				return usageError{errors.New("state: give --config FILE, --url URL or --server NATS_URL")}
 			}
-			targets, source, err := loadState(c.Context(), f)
+			if fromStream {
+				if err := f.nats.resolve(c, os.LookupEnv); err != nil {
+					return err
+				}
+				if f.scanStream == "" {
+					f.scanStream = publisher.ScanStreamName(f.stream)
+				}
+				for _, s := range []string{f.stream, f.scanStream} {
+					if err := watcher.ValidateToken(s); err != nil {
+						return usageError{fmt.Errorf("stream %s: %w", watcher.Quote(s), err)}
+					}
+				}
+			}
+			st, err := loadState(c.Context(), f, fromStream, c.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			if f.json {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"source": source, "targets": targets})
+				return enc.Encode(map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams})
 			}
-			printState(c.OutOrStdout(), source, targets, f.instances)
+			printState(c.OutOrStdout(), st, f.instances)
 			return nil
 		},
 	}
@@ -63,40 +87,60 @@ directly (the daemon holds a lock on it while it runs).`,
 	c.Flags().BoolVar(&f.instances, "instances", false, "list every instance with its state")
 	c.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	c.Flags().BoolVar(&f.insecure, "allow-insecure-permissions", false, "accept a config file with secrets that others can read")
+	f.nats.register(c)
+	c.Flags().StringVar(&f.stream, "stream", defaultStream, "event stream, shown with its replicas (nats.stream)")
+	c.Flags().StringVar(&f.scanStream, "scan-stream", "", "stream of the scan summaries (nats.scan_stream; default: --stream + _SCANS)")
 	return c
 }
 
-// loadState asks the daemon, or reads the database when no daemon answers.
-func loadState(ctx context.Context, f stateFlags) ([]targetHealth, string, error) {
+// stateView is what state shows: the targets, the NATS streams, and where
+// they were read.
+type stateView struct {
+	source  string
+	targets []targetHealth
+	streams []publisher.StreamStatus
+}
+
+// loadState asks the daemon, or reads the scans stream (fromStream) or the
+// database when no daemon answers.
+func loadState(ctx context.Context, f stateFlags, fromStream bool, stderr io.Writer) (stateView, error) {
+	if fromStream && f.config == "" && f.url == "" {
+		return stateFromStream(ctx, f, stderr)
+	}
 	var cfg stateConfig
 	base := f.url
 	if f.config != "" {
 		var err error
 		if cfg, err = loadStateConfig(f.config, f.insecure); err != nil {
-			return nil, "", err
+			return stateView{}, err
 		}
 		if base == "" {
 			base = "http://" + cfg.HTTPListen
 		}
 	}
-	targets, err := stateFromAPI(ctx, base, f.target, f.instances)
+	st, err := stateFromAPI(ctx, base, f.target, f.instances)
 	if err == nil {
-		return targets, base, nil
+		st.source = base
+		return st, nil
 	}
 	var opErr *net.OpError
 	if f.config == "" || !errors.As(err, &opErr) {
-		return nil, "", fmt.Errorf("state from %s: %w", base, err)
+		return stateView{}, fmt.Errorf("state from %s: %w", base, err)
 	}
-	// Nobody listens: read the database the daemon would hold.
+	// Nobody listens: read the scans stream, or the database the daemon
+	// would hold.
+	if fromStream {
+		return stateFromStream(ctx, f, stderr)
+	}
 	path := filepath.Join(cfg.DataDir, "cvmwatch.db")
-	targets, err = stateFromStore(ctx, path, f.target, f.instances)
+	targets, err := stateFromStore(ctx, path, f.target, f.instances)
 	if err != nil {
-		return nil, "", err
+		return stateView{}, err
 	}
-	return targets, path, nil
+	return stateView{source: path, targets: targets}, nil
 }
 
-func stateFromAPI(ctx context.Context, base, target string, instances bool) ([]targetHealth, error) {
+func stateFromAPI(ctx context.Context, base, target string, instances bool) (stateView, error) {
 	q := url.Values{}
 	if target != "" {
 		q.Set("target", target)
@@ -108,21 +152,24 @@ func stateFromAPI(ctx context.Context, base, target string, instances bool) ([]t
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/api/state?"+q.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return stateView{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return stateView{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %s", resp.Status)
+		return stateView{}, fmt.Errorf("HTTP %s", resp.Status)
 	}
-	var body struct{ Targets []targetHealth }
+	var body struct {
+		Targets []targetHealth
+		Streams []publisher.StreamStatus
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return stateView{}, fmt.Errorf("decode: %w", err)
 	}
-	return body.Targets, nil
+	return stateView{targets: body.Targets, streams: body.Streams}, nil
 }
 
 func stateFromStore(ctx context.Context, path, only string, instances bool) ([]targetHealth, error) {
@@ -173,8 +220,52 @@ func stateFromStore(ctx context.Context, path, only string, instances bool) ([]t
 	return out, nil
 }
 
-func printState(w io.Writer, source string, targets []targetHealth, instances bool) {
-	fmt.Fprintf(w, "from %s\n", source)
+// stateFromStream shows each target's latest scan summary from the scans
+// stream, and the streams' replicas.
+func stateFromStream(ctx context.Context, f stateFlags, stderr io.Writer) (stateView, error) {
+	nc, err := f.nats.connect(ctx, "cvmwatch-state", stderr, false)
+	if err != nil {
+		return stateView{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return stateView{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+	defer cancel()
+	scans, err := publisher.LatestScans(ctx, js, f.scanStream, f.nats.prefix)
+	if err != nil {
+		return stateView{}, explainStreamError(err, f.scanStream, f.nats.server)
+	}
+	st := stateView{source: fmt.Sprintf("stream %s at %s (latest scan summaries)", f.scanStream, publisher.Redact(f.nats.server))}
+	now := time.Now()
+	for _, sc := range scans {
+		t := watcher.Target{Account: sc.Account, Region: sc.Region}
+		if f.target != "" && t.String() != f.target {
+			continue
+		}
+		started, _ := time.Parse(time.RFC3339Nano, sc.Started)
+		h := targetHealth{Target: t.String(), LastScan: &started, ByState: sc.ByState, Held: sc.HeldDisappearances,
+			PagesDone: sc.Pages - sc.PagesFailed, PagesTotal: sc.Pages,
+			Reason: fmt.Sprintf("from its latest scan summary, stored %s ago", now.Sub(sc.Stored).Round(time.Second))}
+		if sc.Complete {
+			h.LastComplete = &started
+		}
+		st.targets = append(st.targets, h)
+	}
+	if st.streams, err = publisher.DescribeStreams(ctx, js, f.stream, f.scanStream); err != nil {
+		return stateView{}, err
+	}
+	return st, nil
+}
+
+func printState(w io.Writer, st stateView, instances bool) {
+	targets := st.targets
+	fmt.Fprintf(w, "from %s\n", st.source)
+	for _, s := range st.streams {
+		fmt.Fprintf(w, "stream %s: %d replica(s), subjects %s\n", s.Name, s.Replicas, strings.Join(s.Subjects, " "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tINSTANCES\tBY STATE\tLAST COMPLETE SCAN\tPROGRESS\tOUTBOX\tREADY")
 	for _, t := range targets {

@@ -21,7 +21,7 @@ func TestStateFromTheDaemonAPIAndFromTheDatabase(t *testing.T) {
 	h.setState(id, "STOPPED")
 	h.scanAndRelay()
 
-	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now))
+	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now, nil))
 	defer srv.Close()
 	var out, errOut bytes.Buffer
 	if code := Run(t.Context(), []string{"state", "--url", srv.URL, "--instances", "--json"}, &out, &errOut); code != 0 {
@@ -78,7 +78,7 @@ func TestStateShowsAScanInProgress(t *testing.T) {
 	h := newHarness(t, 20)
 	h.scanAndRelay()
 	h.d.metrics.Progress(h.target, 3, 10)
-	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now))
+	srv := httptest.NewServer(newHTTPHandler(h.d.watcher, h.d.metrics, h.d.store, time.Now, nil))
 	defer srv.Close()
 	var out, errOut bytes.Buffer
 	if code := Run(t.Context(), []string{"state", "--url", srv.URL}, &out, &errOut); code != 0 {

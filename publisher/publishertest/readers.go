@@ -3,6 +3,8 @@ package publishertest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,55 +37,94 @@ func (f ReaderFunc) Messages(ctx context.Context, n int) ([]publisher.Message, e
 // an ordered consumer; every call reads the whole stream again, so it sees
 // exactly what the stream holds (after a reconnect or a server restart too).
 func NewStreamReader(js jetstream.JetStream, stream string) Reader {
+	return NewStreamsReader(js, stream)
+}
+
+// NewStreamsReader reads several JetStream streams back, as NewStreamReader
+// reads one, and returns their messages merged in the order the streams
+// stored them (by stored time): the event stream and the scans stream, read
+// as the one stream a subscriber to "<prefix>.>" would see.
+func NewStreamsReader(js jetstream.JetStream, streams ...string) Reader {
 	return ReaderFunc(func(ctx context.Context, n int) ([]publisher.Message, error) {
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return nil, fmt.Errorf("read stream %s: %w", stream, err)
-		}
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		var count uint64
+		counts := make([]uint64, len(streams))
 		for {
-			info, err := s.Info(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("read stream %s: %w", stream, err)
+			var total uint64
+			for i, name := range streams {
+				s, err := js.Stream(ctx, name)
+				if err != nil {
+					return nil, fmt.Errorf("read stream %s: %w", name, err)
+				}
+				info, err := s.Info(ctx)
+				if err != nil {
+					return nil, fmt.Errorf("read stream %s: %w", name, err)
+				}
+				counts[i] = info.State.Msgs
+				total += counts[i]
 			}
-			count = info.State.Msgs
-			if count >= uint64(n) {
+			if total >= uint64(n) {
 				break
 			}
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("read stream %s: %d messages, want %d: %w", stream, count, n, ctx.Err())
+				return nil, fmt.Errorf("read stream %s: %d messages, want %d: %w", strings.Join(streams, "+"), total, n, ctx.Err())
 			}
 		}
-		if count == 0 {
-			return nil, nil
-		}
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-		if err != nil {
-			return nil, fmt.Errorf("read stream %s: %w", stream, err)
-		}
-		out := make([]publisher.Message, 0, count)
-		for uint64(len(out)) < count {
-			batch, err := cons.Fetch(int(count)-len(out), jetstream.FetchContext(ctx))
+		var all []storedMsg
+		for i, name := range streams {
+			msgs, err := readStored(ctx, js, name, counts[i])
 			if err != nil {
-				return out, fmt.Errorf("read stream %s: %w", stream, err)
+				return nil, err
 			}
-			for m := range batch.Messages() {
-				out = append(out, publisher.Message{
-					Subject: m.Subject(),
-					Header:  wire.Header(m.Headers()),
-					Data:    append([]byte(nil), m.Data()...),
-				})
-			}
-			if err := batch.Error(); err != nil {
-				return out, fmt.Errorf("read stream %s: %w", stream, err)
-			}
+			all = append(all, msgs...)
+		}
+		slices.SortStableFunc(all, func(a, b storedMsg) int { return a.at.Compare(b.at) })
+		out := make([]publisher.Message, len(all))
+		for i, m := range all {
+			out[i] = m.msg
 		}
 		return out, nil
 	})
+}
+
+type storedMsg struct {
+	msg publisher.Message
+	at  time.Time
+}
+
+// readStored reads the first count messages of stream.
+func readStored(ctx context.Context, js jetstream.JetStream, stream string, count uint64) ([]storedMsg, error) {
+	if count == 0 {
+		return nil, nil
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	out := make([]storedMsg, 0, count)
+	for uint64(len(out)) < count {
+		batch, err := cons.Fetch(int(count)-len(out), jetstream.FetchContext(ctx))
+		if err != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				return out, fmt.Errorf("read stream %s: %w", stream, err)
+			}
+			out = append(out, storedMsg{at: md.Timestamp, msg: publisher.Message{
+				Subject: m.Subject(),
+				Header:  wire.Header(m.Headers()),
+				Data:    append([]byte(nil), m.Data()...),
+			}})
+		}
+		if err := batch.Error(); err != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, err)
+		}
+	}
+	return out, nil
 }
 
 // NewSubscriptionReader subscribes to subject on nc now (before anything is
