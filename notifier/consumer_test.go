@@ -253,3 +253,55 @@ func publishStarts(t *testing.T, js jetstream.JetStream, events []watcher.Event)
 		}
 	}
 }
+
+// TestConsumerSkipsAnEventWhoseIDCannotBeRemembered: an event whose id is
+// not a token (a foreign publisher's) can be neither looked up nor recorded
+// in the sent-events bucket; it is skipped, and the events after it are
+// still told, with the consumer running on.
+func TestConsumerSkipsAnEventWhoseIDCannotBeRemembered(t *testing.T) {
+	js := natsRig(t)
+	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
+	srv := room.Server(t)
+	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	bad := watcher.Event{ID: "not a key*", Target: tgt, InstanceID: "ins-bad", From: "RUNNING", To: "STOPPED",
+		Sequence: 2, ObservedAt: time.Now().UTC().Truncate(time.Second)}
+	body, err := watcher.MarshalCloudEvent(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); runNotifier(ctx, t, js, room, srv.URL, sent) }()
+	subj, _ := bad.Subject("cvm")
+	if _, err := js.Publish(t.Context(), subj, body); err != nil {
+		t.Fatal(err)
+	}
+	good := publish(t, js, 3, "STOPPED")
+	waitFor(t, "the events after it to be told", func() bool { return len(eventsIn(t, room)) >= len(good) })
+	waitAcked(t, js)
+	stop()
+	<-done
+	seen := eventsIn(t, room)
+	for _, e := range good {
+		if got := seen[e.ID]; got != 1 {
+			t.Fatalf("event %s told %d times, want once", e.InstanceID, got)
+		}
+	}
+	if got := seen[bad.ID]; got != 0 {
+		t.Fatalf("the event with id %q was told %d times", bad.ID, got)
+	}
+}
+
+// waitFor polls cond until it holds, or fails the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
