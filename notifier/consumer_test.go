@@ -67,22 +67,27 @@ func publish(t *testing.T, js jetstream.JetStream, n int, to watcher.State) []wa
 }
 
 // crashingSent is a SentStore that, once armed, records the sent events and
-// then "crashes" the notifier (cancels its context) before any ack.
+// then "crashes" the notifier (cancels its context) before any ack: from
+// then on it records nothing, as a dead process would not.
 type crashingSent struct {
 	notifier.SentStore
-	mu    sync.Mutex
-	crash func()
+	mu      sync.Mutex
+	crash   func()
+	crashed bool
 }
 
 func (c *crashingSent) Mark(ctx context.Context, keys []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.crashed {
+		return errors.New("crashed")
+	}
 	if err := c.SentStore.Mark(ctx, keys); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.crash != nil {
 		c.crash()
-		c.crash = nil
+		c.crashed = true
 		return errors.New("crashed")
 	}
 	return nil
