@@ -123,6 +123,18 @@ func runNotifier(ctx context.Context, t *testing.T, js jetstream.JetStream, room
 	wg.Wait()
 }
 
+// sentAndRoom opens the sent-events bucket and serves a signed webhook
+// room, whose URL it returns.
+func sentAndRoom(t *testing.T, js jetstream.JetStream) (*notifier.KVSent, *notifiertest.Room, string) {
+	t.Helper()
+	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
+	if err != nil {
+		t.Fatalf("OpenKVSent: %v", err)
+	}
+	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
+	return sent, room, room.Server(t).URL
+}
+
 // waitAcked waits until the durable consumer has nothing pending or
 // unacknowledged.
 func waitAcked(t *testing.T, js jetstream.JetStream) {
@@ -163,23 +175,31 @@ func eventsIn(t *testing.T, room *notifiertest.Room) map[string]int {
 	return seen
 }
 
+// toldOnce fails t unless the room was told each of events exactly once,
+// and returns the count of every event it was told.
+func toldOnce(t *testing.T, room *notifiertest.Room, events []watcher.Event) map[string]int {
+	t.Helper()
+	seen := eventsIn(t, room)
+	for _, e := range events {
+		if got := seen[e.ID]; got != 1 {
+			t.Fatalf("event %s told %d times, want once (room: %d messages)", e.InstanceID, got, len(room.Messages()))
+		}
+	}
+	return seen
+}
+
 // TestConsumerRestartBetweenPostAndAckRepeatsNothing: the notifier dies
 // after a message was accepted and recorded but before its events were
 // acknowledged; the next run gets them again and tells no one twice, and
 // every event reaches the room exactly once.
 func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 	js := natsRig(t)
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
-	if err != nil {
-		t.Fatalf("OpenKVSent: %v", err)
-	}
-	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
-	srv := room.Server(t)
+	sent, room, url := sentAndRoom(t, js)
 	// The consumer exists before the events, as a running notifier's does.
 	ctx1, crash := context.WithCancel(t.Context())
 	cs := &crashingSent{SentStore: sent, crash: crash}
 	done := make(chan struct{})
-	go func() { defer close(done); runNotifier(ctx1, t, js, room, srv.URL, cs) }()
+	go func() { defer close(done); runNotifier(ctx1, t, js, room, url, cs) }()
 	events := publish(t, js, 25, "STOPPED")
 	<-done
 	first := len(room.Messages())
@@ -188,16 +208,11 @@ func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 	}
 	ctx2, stop := context.WithCancel(t.Context())
 	done2 := make(chan struct{})
-	go func() { defer close(done2); runNotifier(ctx2, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done2); runNotifier(ctx2, t, js, room, url, sent) }()
 	waitAcked(t, js)
 	stop()
 	<-done2
-	seen := eventsIn(t, room)
-	for _, e := range events {
-		if got := seen[e.ID]; got != 1 {
-			t.Fatalf("event %s told %d times, want once (room: %d messages)", e.InstanceID, got, len(room.Messages()))
-		}
-	}
+	seen := toldOnce(t, room, events)
 	if got := len(seen); got != len(events) {
 		t.Fatalf("room has %d distinct events, want %d", got, len(events))
 	}
@@ -212,15 +227,10 @@ func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 // is down are told after it starts again, once each.
 func TestConsumerResumesWhereItStopped(t *testing.T) {
 	js := natsRig(t)
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
-	srv := room.Server(t)
+	sent, room, url := sentAndRoom(t, js)
 	ctx1, stop1 := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); runNotifier(ctx1, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done); runNotifier(ctx1, t, js, room, url, sent) }()
 	before := publish(t, js, 5, "STOPPED")
 	waitAcked(t, js)
 	stop1()
@@ -234,16 +244,11 @@ func TestConsumerResumesWhereItStopped(t *testing.T) {
 	publishStarts(t, js, after)
 	ctx2, stop2 := context.WithCancel(t.Context())
 	done2 := make(chan struct{})
-	go func() { defer close(done2); runNotifier(ctx2, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done2); runNotifier(ctx2, t, js, room, url, sent) }()
 	waitAcked(t, js)
 	stop2()
 	<-done2
-	seen := eventsIn(t, room)
-	for _, e := range append(before, after...) {
-		if seen[e.ID] != 1 {
-			t.Fatalf("event %s told %d times, want once", e.InstanceID, seen[e.ID])
-		}
-	}
+	toldOnce(t, room, append(before, after...))
 }
 
 func publishStarts(t *testing.T, js jetstream.JetStream, events []watcher.Event) {
@@ -265,12 +270,7 @@ func publishStarts(t *testing.T, js jetstream.JetStream, events []watcher.Event)
 // still told, with the consumer running on.
 func TestConsumerSkipsAnEventWhoseIDCannotBeRemembered(t *testing.T) {
 	js := natsRig(t)
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
-	srv := room.Server(t)
+	sent, room, url := sentAndRoom(t, js)
 	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
 	bad := watcher.Event{ID: "not a key*", Target: tgt, InstanceID: "ins-bad", From: "RUNNING", To: "STOPPED",
 		Sequence: 2, ObservedAt: time.Now().UTC().Truncate(time.Second)}
@@ -280,7 +280,7 @@ func TestConsumerSkipsAnEventWhoseIDCannotBeRemembered(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); runNotifier(ctx, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done); runNotifier(ctx, t, js, room, url, sent) }()
 	subj, _ := bad.Subject("cvm")
 	if _, err := js.Publish(t.Context(), subj, body); err != nil {
 		t.Fatal(err)
@@ -290,13 +290,7 @@ func TestConsumerSkipsAnEventWhoseIDCannotBeRemembered(t *testing.T) {
 	waitAcked(t, js)
 	stop()
 	<-done
-	seen := eventsIn(t, room)
-	for _, e := range good {
-		if got := seen[e.ID]; got != 1 {
-			t.Fatalf("event %s told %d times, want once", e.InstanceID, got)
-		}
-	}
-	if got := seen[bad.ID]; got != 0 {
+	if got := toldOnce(t, room, good)[bad.ID]; got != 0 {
 		t.Fatalf("the event with id %q was told %d times", bad.ID, got)
 	}
 }
