@@ -91,8 +91,15 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	return &Consumer{cfg: cfg, cons: cons, log: cfg.Logger, pending: map[uint64]jetstream.Msg{}}, nil
 }
 
-// Run reads events into p until ctx ends. p must be running (Pipeline.Run).
+// Run reads events into p until ctx ends, or until the consumer fails
+// (deleted, its connection closed, the dedupe memory unreadable): it then
+// hands the events still pending back and returns the error (nil when ctx
+// ended or the connection was closed). p must be running (Pipeline.Run);
+// the caller may Run a new Consumer on the same p, which recognises the
+// events it still holds when they come again.
 func (c *Consumer) Run(ctx context.Context, p *Pipeline) error {
+	ctx, cancel := context.WithCancel(ctx) // ends keepAlive and watchLag with Run
+	defer cancel()
 	it, err := c.cons.Messages(jetstream.PullMaxMessages(min(c.cfg.MaxPending, 1000)))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)

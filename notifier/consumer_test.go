@@ -67,22 +67,27 @@ func publish(t *testing.T, js jetstream.JetStream, n int, to watcher.State) []wa
 }
 
 // crashingSent is a SentStore that, once armed, records the sent events and
-// then "crashes" the notifier (cancels its context) before any ack.
+// then "crashes" the notifier (cancels its context) before any ack: from
+// then on it records nothing, as a dead process would not.
 type crashingSent struct {
 	notifier.SentStore
-	mu    sync.Mutex
-	crash func()
+	mu      sync.Mutex
+	crash   func()
+	crashed bool
 }
 
 func (c *crashingSent) Mark(ctx context.Context, keys []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.crashed {
+		return errors.New("crashed")
+	}
 	if err := c.SentStore.Mark(ctx, keys); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.crash != nil {
 		c.crash()
-		c.crash = nil
+		c.crashed = true
 		return errors.New("crashed")
 	}
 	return nil
@@ -116,6 +121,18 @@ func runNotifier(ctx context.Context, t *testing.T, js jetstream.JetStream, room
 		}
 	}()
 	wg.Wait()
+}
+
+// sentAndRoom opens the sent-events bucket and serves a signed webhook
+// room, whose URL it returns.
+func sentAndRoom(t *testing.T, js jetstream.JetStream) (*notifier.KVSent, *notifiertest.Room, string) {
+	t.Helper()
+	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
+	if err != nil {
+		t.Fatalf("OpenKVSent: %v", err)
+	}
+	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
+	return sent, room, room.Server(t).URL
 }
 
 // waitAcked waits until the durable consumer has nothing pending or
@@ -158,23 +175,31 @@ func eventsIn(t *testing.T, room *notifiertest.Room) map[string]int {
 	return seen
 }
 
+// toldOnce fails t unless the room was told each of events exactly once,
+// and returns the count of every event it was told.
+func toldOnce(t *testing.T, room *notifiertest.Room, events []watcher.Event) map[string]int {
+	t.Helper()
+	seen := eventsIn(t, room)
+	for _, e := range events {
+		if got := seen[e.ID]; got != 1 {
+			t.Fatalf("event %s told %d times, want once (room: %d messages)", e.InstanceID, got, len(room.Messages()))
+		}
+	}
+	return seen
+}
+
 // TestConsumerRestartBetweenPostAndAckRepeatsNothing: the notifier dies
 // after a message was accepted and recorded but before its events were
 // acknowledged; the next run gets them again and tells no one twice, and
 // every event reaches the room exactly once.
 func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 	js := natsRig(t)
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
-	if err != nil {
-		t.Fatalf("OpenKVSent: %v", err)
-	}
-	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
-	srv := room.Server(t)
+	sent, room, url := sentAndRoom(t, js)
 	// The consumer exists before the events, as a running notifier's does.
 	ctx1, crash := context.WithCancel(t.Context())
 	cs := &crashingSent{SentStore: sent, crash: crash}
 	done := make(chan struct{})
-	go func() { defer close(done); runNotifier(ctx1, t, js, room, srv.URL, cs) }()
+	go func() { defer close(done); runNotifier(ctx1, t, js, room, url, cs) }()
 	events := publish(t, js, 25, "STOPPED")
 	<-done
 	first := len(room.Messages())
@@ -183,16 +208,11 @@ func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 	}
 	ctx2, stop := context.WithCancel(t.Context())
 	done2 := make(chan struct{})
-	go func() { defer close(done2); runNotifier(ctx2, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done2); runNotifier(ctx2, t, js, room, url, sent) }()
 	waitAcked(t, js)
 	stop()
 	<-done2
-	seen := eventsIn(t, room)
-	for _, e := range events {
-		if got := seen[e.ID]; got != 1 {
-			t.Fatalf("event %s told %d times, want once (room: %d messages)", e.InstanceID, got, len(room.Messages()))
-		}
-	}
+	seen := toldOnce(t, room, events)
 	if got := len(seen); got != len(events) {
 		t.Fatalf("room has %d distinct events, want %d", got, len(events))
 	}
@@ -207,15 +227,10 @@ func TestConsumerRestartBetweenPostAndAckRepeatsNothing(t *testing.T) {
 // is down are told after it starts again, once each.
 func TestConsumerResumesWhereItStopped(t *testing.T) {
 	js := natsRig(t)
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := notifiertest.NewRoom(notifiertest.Webhook, notifiertest.Options{Secret: "s"})
-	srv := room.Server(t)
+	sent, room, url := sentAndRoom(t, js)
 	ctx1, stop1 := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); runNotifier(ctx1, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done); runNotifier(ctx1, t, js, room, url, sent) }()
 	before := publish(t, js, 5, "STOPPED")
 	waitAcked(t, js)
 	stop1()
@@ -229,16 +244,11 @@ func TestConsumerResumesWhereItStopped(t *testing.T) {
 	publishStarts(t, js, after)
 	ctx2, stop2 := context.WithCancel(t.Context())
 	done2 := make(chan struct{})
-	go func() { defer close(done2); runNotifier(ctx2, t, js, room, srv.URL, sent) }()
+	go func() { defer close(done2); runNotifier(ctx2, t, js, room, url, sent) }()
 	waitAcked(t, js)
 	stop2()
 	<-done2
-	seen := eventsIn(t, room)
-	for _, e := range append(before, after...) {
-		if seen[e.ID] != 1 {
-			t.Fatalf("event %s told %d times, want once", e.InstanceID, seen[e.ID])
-		}
-	}
+	toldOnce(t, room, append(before, after...))
 }
 
 func publishStarts(t *testing.T, js jetstream.JetStream, events []watcher.Event) {
@@ -250,6 +260,47 @@ func publishStarts(t *testing.T, js jetstream.JetStream, events []watcher.Event)
 		subj, _ := e.Subject("cvm")
 		if _, err := js.Publish(t.Context(), subj, body, jetstream.WithMsgID(e.ID)); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestConsumerSkipsAnEventWhoseIDCannotBeRemembered: an event whose id is
+// not a token (a foreign publisher's) can be neither looked up nor recorded
+// in the sent-events bucket; it is skipped, and the events after it are
+// still told, with the consumer running on.
+func TestConsumerSkipsAnEventWhoseIDCannotBeRemembered(t *testing.T) {
+	js := natsRig(t)
+	sent, room, url := sentAndRoom(t, js)
+	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	bad := watcher.Event{ID: "not a key*", Target: tgt, InstanceID: "ins-bad", From: "RUNNING", To: "STOPPED",
+		Sequence: 2, ObservedAt: time.Now().UTC().Truncate(time.Second)}
+	body, err := watcher.MarshalCloudEvent(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); runNotifier(ctx, t, js, room, url, sent) }()
+	subj, _ := bad.Subject("cvm")
+	if _, err := js.Publish(t.Context(), subj, body); err != nil {
+		t.Fatal(err)
+	}
+	good := publish(t, js, 3, "STOPPED")
+	waitFor(t, "the events after it to be told", func() bool { return len(eventsIn(t, room)) >= len(good) })
+	waitAcked(t, js)
+	stop()
+	<-done
+	if got := toldOnce(t, room, good)[bad.ID]; got != 0 {
+		t.Fatalf("the event with id %q was told %d times", bad.ID, got)
+	}
+}
+
+// waitFor polls cond until it holds, or fails the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

@@ -58,11 +58,16 @@ type enrichment struct {
 
 // DecodeEvent decodes a CloudEvent body of the stream. A body without
 // enrichment decodes with nil Instance and Operation; malformed enrichment
-// is ignored (the transition itself is what must not be lost).
+// is ignored (the transition itself is what must not be lost). An event
+// whose id is not a token of [A-Za-z0-9_-] (the watcher's ids are hex) is
+// an error: it could be neither looked up nor recorded in the dedupe memory.
 func DecodeEvent(b []byte) (Event, error) {
 	we, err := watcher.UnmarshalCloudEvent(b)
 	if err != nil {
 		return Event{}, err
+	}
+	if err := watcher.ValidateToken(we.ID); err != nil {
+		return Event{}, fmt.Errorf("cloudevent: id %s: %w", watcher.Quote(we.ID), err)
 	}
 	e := Event{Event: we, Raw: b}
 	var en enrichment

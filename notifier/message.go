@@ -167,7 +167,7 @@ func Render(route *Route, style Style, maxBytes int, events []Event, stale bool)
 // instance, or for a stale backlog the counts by state.
 func renderDefault(d MessageData, s Style, maxBytes int) string {
 	var b strings.Builder
-	b.WriteString(s.Bold(d.Title))
+	b.WriteString(s.Bold(s.Escape(d.Title)))
 	b.WriteString("\n")
 	if d.Stale {
 		fmt.Fprintf(&b, "observed %s to %s\n", d.Oldest.UTC().Format(time.DateTime), d.Newest.UTC().Format(time.DateTime+" UTC"))
@@ -195,9 +195,9 @@ func itemLine(it Item, s Style, tags []string) string {
 	var b strings.Builder
 	b.WriteString("- ")
 	if n := it.Name(); n != "" {
-		b.WriteString(s.Bold(n) + " ")
+		b.WriteString(s.Bold(s.Escape(n)) + " ")
 	}
-	b.WriteString(s.Code(it.InstanceID))
+	b.WriteString(s.Code(s.Escape(it.InstanceID)))
 	b.WriteString(" ")
 	switch {
 	case it.Rebooted:
@@ -209,16 +209,16 @@ func itemLine(it Item, s Style, tags []string) string {
 	}
 	for _, k := range tags {
 		if v, ok := it.Tag(k); ok {
-			b.WriteString(" " + k + "=" + v)
+			b.WriteString(" " + s.Escape(k+"="+v))
 		}
 	}
 	if op := it.Operation; op != nil && op.Name != "" {
-		b.WriteString(" (" + op.Name)
+		b.WriteString(" (" + s.Escape(op.Name))
 		if op.Actor != nil && op.Actor.Username != "" {
-			b.WriteString(" by " + op.Actor.Username)
+			b.WriteString(" by " + s.Escape(op.Actor.Username))
 		}
 		if op.State != "" && op.State != "SUCCESS" {
-			b.WriteString(", " + op.State)
+			b.WriteString(", " + s.Escape(op.State))
 		}
 		b.WriteString(")")
 	}

@@ -34,3 +34,27 @@ func TestDefaultTemplateShowsEnrichmentOrIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestSlackTextEscapesControlCharacters: an instance name, tag or actor is
+// anyone's to set; in Slack's mrkdwn "<!channel>" would notify the whole
+// channel and "<url|text>" would hide a link, so &, < and > are escaped as
+// Slack documents.
+func TestSlackTextEscapesControlCharacters(t *testing.T) {
+	e := SampleEvents()[2]
+	e.Instance = &Instance{Name: "<!channel> & co", Tags: map[string]string{"env": "<https://evil.example|prod>"}}
+	e.Operation = &Operation{Name: "StopInstances", Actor: &Actor{Username: "<@U123>"}}
+	m, err := Render(&Route{Name: "r", ShowTags: []string{"env"}}, StyleSlack, 3000, []Event{e}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<!channel>", "<https://evil", "<@U123>"} {
+		if strings.Contains(m.Text, bad) {
+			t.Fatalf("text holds %q unescaped:\n%s", bad, m.Text)
+		}
+	}
+	for _, want := range []string{"&lt;!channel&gt; &amp; co", "env=&lt;https://evil.example|prod&gt;", "by &lt;@U123&gt;"} {
+		if !strings.Contains(m.Text, want) {
+			t.Fatalf("text lacks %q:\n%s", want, m.Text)
+		}
+	}
+}

@@ -322,7 +322,9 @@ func (p *Pipeline) work(ctx context.Context, q *sinkQueue) {
 }
 
 // send renders and sends one job, records its events as sent, and reports
-// them done. It returns an error only when ctx ended first.
+// them done. It returns an error only when ctx ended first. A message the
+// platform accepted is recorded even when ctx ends at that moment (see
+// mark), so that the next run does not tell it again.
 func (p *Pipeline) send(ctx context.Context, s *Sender, j job) error {
 	events := make([]Event, len(j.events))
 	for i, t := range j.events {
@@ -334,7 +336,7 @@ func (p *Pipeline) send(ctx context.Context, s *Sender, j job) error {
 		err = s.Send(ctx, m)
 	}
 	switch {
-	case ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
 		p.log.Error("events not told: message given up", "route", j.key.route.Name, "sink", s.Name(), "events", len(events), "err", err)
@@ -344,18 +346,8 @@ func (p *Pipeline) send(ctx context.Context, s *Sender, j job) error {
 		for i, e := range events {
 			keys[i] = SentKey(j.key.route.Name, s.Name(), e.ID)
 		}
-		for {
-			err := p.cfg.Sent.Mark(ctx, keys)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p.log.Warn("cannot record events as sent; retrying", "sink", s.Name(), "err", err)
-			if err := watcher.Sleep(ctx, time.Second); err != nil {
-				return err
-			}
+		if err := p.mark(ctx, s.Name(), keys); err != nil {
+			return err
 		}
 		p.cfg.Metrics.EventsSent.WithLabelValues(s.Name()).Add(float64(len(events)))
 		if j.key.stale {
@@ -366,4 +358,35 @@ func (p *Pipeline) send(ctx context.Context, s *Sender, j job) error {
 		t.finish(p)
 	}
 	return nil
+}
+
+// markGrace bounds the last try at recording an accepted message once the
+// pipeline is stopping.
+const markGrace = 5 * time.Second
+
+// mark records keys as sent, retrying every second until it succeeds. Once
+// ctx has ended it makes one last try of at most markGrace; if that fails
+// too it returns ctx's error, and the events are told again after a
+// restart.
+func (p *Pipeline) mark(ctx context.Context, sink string, keys []string) error {
+	for {
+		if ctx.Err() != nil {
+			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markGrace)
+			err := p.cfg.Sent.Mark(gctx, keys)
+			cancel()
+			if err != nil {
+				p.log.Error("accepted message not recorded as sent; it will be told again after a restart", "sink", sink, "events", len(keys), "err", err)
+				return ctx.Err()
+			}
+			return nil
+		}
+		err := p.cfg.Sent.Mark(ctx, keys)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil {
+			p.log.Warn("cannot record events as sent; retrying", "sink", sink, "err", err)
+			_ = watcher.Sleep(ctx, time.Second) // cut short by a stop, which tries once more
+		}
+	}
 }

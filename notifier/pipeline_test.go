@@ -3,6 +3,8 @@ package notifier
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -222,6 +224,59 @@ func TestPipelineCoversEveryEventBeyondTheSize(t *testing.T) {
 		shown := strings.Count(text, "\n- ")
 		if !strings.HasSuffix(text, fmt.Sprintf("... and %d more", 500-shown)) {
 			t.Fatalf("message does not end with the count of the rest (%d shown):\n%s", shown, text)
+		}
+	})
+}
+
+// cancelAfter is a transport that hands a request to the room and then ends
+// the pipeline's context: a stop that comes just after the platform
+// accepted a message.
+type cancelAfter struct {
+	room   http.Handler
+	cancel context.CancelFunc
+}
+
+func (c cancelAfter) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	c.room.ServeHTTP(rec, req)
+	c.cancel()
+	return rec.Result(), nil
+}
+
+// TestPipelineRecordsAMessageAcceptedAsItStops: a message the platform
+// accepted is recorded as sent even when the pipeline is stopped at that
+// moment, so the next run does not tell it again.
+func TestPipelineRecordsAMessageAcceptedAsItStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		room := notifiertest.NewRoom(notifiertest.Slack, notifiertest.Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		s := NewSender("room", &Slack{URL: "http://room.invalid/x"}, SenderOptions{Client: &http.Client{Transport: cancelAfter{room, cancel}}})
+		router, err := NewRouter([]Route{{Name: "all", Sinks: []string{"room"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := &MemSent{}
+		p, err := NewPipeline(PipelineConfig{Router: router, Senders: map[string]*Sender{"room": s}, Sent: sent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan struct{})
+		go func() { defer close(ran); p.Run(ctx) }()
+		e := ev("ins-a", 2, "RUNNING", "STOPPED", time.Now())
+		if err := p.Submit(t.Context(), e, time.Now(), func() {}); err != nil {
+			t.Fatal(err)
+		}
+		<-ran
+		if got := len(room.Messages()); got != 1 {
+			t.Fatalf("room has %d messages, want 1: the test proves nothing", got)
+		}
+		told, err := sent.Sent(t.Context(), SentKey("all", "room", e.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !told {
+			t.Fatal("an accepted message is not recorded as sent: the next run tells it again")
 		}
 	})
 }

@@ -149,8 +149,10 @@ type Router struct {
 }
 
 // NewRouter checks the routes and fills their defaults: each needs a name
-// (unique, a token) and sinks unless it drops; globs must parse; a user
-// template must execute over a sample message.
+// (unique, a token) and sinks unless it drops, each sink named once (a
+// sink named twice would be sent each event twice, and the event
+// acknowledged after the first); globs must parse; a user template must
+// execute over a sample message.
 func NewRouter(routes []Route) (*Router, error) {
 	r := &Router{}
 	var errs []error
@@ -166,6 +168,11 @@ func NewRouter(routes []Route) (*Router, error) {
 		seen[rt.Name] = true
 		if !rt.Drop && len(rt.Sinks) == 0 {
 			errs = append(errs, fmt.Errorf("%s: no sinks, and it does not drop", where))
+		}
+		for j, s := range rt.Sinks {
+			if slices.Contains(rt.Sinks[:j], s) {
+				errs = append(errs, fmt.Errorf("%s: sink %s named twice", where, s))
+			}
 		}
 		for _, g := range slices.Concat(rt.Match.Accounts, rt.Match.Regions, rt.Match.Instances) {
 			if _, err := path.Match(g, ""); err != nil {

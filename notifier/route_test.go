@@ -121,6 +121,7 @@ func TestNewRouterRefusesBadRoutes(t *testing.T) {
 		"bad glob":     {Name: "a", Sinks: []string{"s"}, Match: Match{Regions: []string{"[ap"}}},
 		"bad type":     {Name: "a", Sinks: []string{"s"}, Match: Match{Kinds: []string{"stopped"}}},
 		"bad template": {Name: "a", Sinks: []string{"s"}, Template: tmpl},
+		"sink twice":   {Name: "a", Sinks: []string{"s", "t", "s"}},
 	} {
 		if _, err := NewRouter([]Route{rt}); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -26,7 +26,10 @@ const (
 
 // SenderOptions tune a Sender.
 type SenderOptions struct {
-	// Client posts the requests; default one with a 10 s timeout.
+	// Client posts the requests; default one with a 10 s timeout that
+	// follows no redirect (a redirected POST becomes a GET, whose 200 would
+	// count a message as accepted that no one took): a 3xx answer is a
+	// refusal.
 	Client *http.Client
 	// GiveUpAfter bounds the retries of one message: a message not accepted
 	// this long after its first try is given up. Default 1 h.
@@ -53,7 +56,8 @@ type Sender struct {
 // on platform p.
 func NewSender(name string, p Platform, o SenderOptions) *Sender {
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: DefaultHTTPTimeout}
+		o.Client = &http.Client{Timeout: DefaultHTTPTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if o.GiveUpAfter <= 0 {
 		o.GiveUpAfter = DefaultGiveUpAfter

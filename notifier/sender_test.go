@@ -3,6 +3,9 @@ package notifier
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -200,4 +203,27 @@ func TestSenderSplitsAnOversizeMessage(t *testing.T) {
 			t.Fatalf("the parts do not make the text")
 		}
 	})
+}
+
+// TestSenderDoesNotFollowARedirect: a webhook that answers with a redirect
+// did not take the message (a client following a 302 would turn the POST
+// into a GET, and a 200 to that GET would count as accepted): the message
+// is given up, not counted as told.
+func TestSenderDoesNotFollowARedirect(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			io.WriteString(w, "ok")
+			return
+		}
+		http.Redirect(w, r, "/moved", http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	s := NewSender("room", &Slack{URL: srv.URL + "/services/T/B/X"}, SenderOptions{})
+	err := s.Send(t.Context(), Message{Text: "x"})
+	if !errors.Is(err, ErrGiveUp) {
+		t.Fatalf("Send = %v, want ErrGiveUp", err)
+	}
+	if strings.Contains(err.Error(), "/services/T/B/X") {
+		t.Fatalf("error shows the URL: %v", err)
+	}
 }

@@ -6,8 +6,9 @@ import (
 )
 
 // Split cuts text into parts of at most max bytes each, for a platform that
-// refuses longer messages. It cuts between lines; a markdown table cut in two
-// has its header row and separator repeated at the top of the next part, so
+// refuses longer messages. It cuts between lines, never between a table's
+// header row and its separator; a markdown table cut in two has its header
+// row and separator repeated at the top of the next part, so
 // that each part renders as a table; a single line longer than a part is cut
 // at a character boundary, never inside a multi-byte character. Joining the
 // parts (less the repeated headers) gives text back. A max too small for a
@@ -29,12 +30,14 @@ func Split(text string, max int) []string {
 	lines := strings.SplitAfter(text, "\n")
 	for i, line := range lines {
 		row := isTableRow(line)
+		need := len(line)
 		if !row {
 			header = nil
 		} else if header == nil && i+1 < len(lines) && isTableSeparator(lines[i+1]) {
 			header = []string{line, lines[i+1]}
+			need += len(lines[i+1]) // a header row goes with its separator
 		}
-		if cur.Len()+len(line) > max {
+		if cur.Len()+need > max {
 			flush()
 			if row && header != nil && header[0] != line && header[1] != line {
 				if hl := len(header[0]) + len(header[1]); hl+len(line) <= max {

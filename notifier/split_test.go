@@ -70,3 +70,25 @@ func TestSplitRepeatsATableHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitKeepsATableHeaderWithItsSeparator: a cut never falls between a
+// table's header row and its separator, which would leave one part with a
+// header that renders as text and the next with a table that has none.
+func TestSplitKeepsATableHeaderWithItsSeparator(t *testing.T) {
+	intro := strings.Repeat("x", 40) + "\n"
+	header, sep := "| name | state |\n", "|---|---|\n"
+	text := intro + header + sep + "| web-01 | STOPPED |"
+	max := len(intro) + len(header) + 2 // the header fits after the intro, its separator does not
+	parts := Split(text, max)
+	for i, p := range parts {
+		lines := strings.Split(p, "\n")
+		for j, l := range lines {
+			if l+"\n" == header && (j+1 == len(lines) || lines[j+1]+"\n" != sep) {
+				t.Fatalf("part %d has the header without its separator:\n%s", i, p)
+			}
+		}
+		if strings.HasPrefix(p, sep) {
+			t.Fatalf("part %d starts with a separator and no header:\n%s", i, p)
+		}
+	}
+}

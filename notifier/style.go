@@ -1,6 +1,8 @@
 package notifier
 
 import (
+	"strings"
+
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -19,6 +21,20 @@ const (
 	// StyleSlack is Slack's mrkdwn: *bold*, emoji shortcodes.
 	StyleSlack
 )
+
+// slackEscaper escapes the three characters Slack's mrkdwn gives meaning
+// to ("<!channel>", "<url|text>", "<@user>"), as Slack documents.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// Escape makes t, a value from the cloud that anyone may set (a name, a tag,
+// an actor), show as text rather than act as markup. Only Slack has an
+// escape for its controls; in the markdown dialects t is shown as is.
+func (s Style) Escape(t string) string {
+	if s == StyleSlack {
+		return slackEscaper.Replace(t)
+	}
+	return t
+}
 
 // Bold marks s as bold.
 func (s Style) Bold(t string) string {

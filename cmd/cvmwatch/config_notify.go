@@ -159,8 +159,11 @@ func (n NotifyConfig) validate(key string, written keySet) configErrors {
 			errs.add(k+".sinks", "a route needs sinks, or drop: true")
 		}
 		for j, s := range r.Sinks {
-			if !sinks[s] {
+			switch {
+			case !sinks[s]:
 				errs.add(k+".sinks["+itoa(j)+"]", "no sink is named %s", watcher.Quote(s))
+			case slices.Contains(r.Sinks[:j], s):
+				errs.add(k+".sinks["+itoa(j)+"]", "%s is named twice", s)
 			}
 		}
 		if written[k+".group_wait"] {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,50 +64,75 @@ func newNotifyRunner(cfg *Config, nc *nats.Conn, reg prometheus.Registerer, log 
 }
 
 // Run sets up the sent-events bucket and the consumer (retrying while NATS
-// or the stream is not there yet) and notifies until ctx ends.
+// or the stream is not there yet) and notifies until ctx ends. A consumer
+// that stops (deleted under it, a failed lookup in the bucket, a closed
+// connection) is set up again with backoff, /readyz saying why meanwhile;
+// the pipeline and the events in it carry on. It returns once the pipeline
+// has stopped.
 func (r *notifyRunner) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var piped sync.WaitGroup
+	defer piped.Wait()
+	defer cancel()
 	var sent *notifier.KVSent
-	var cons *notifier.Consumer
+	var p *notifier.Pipeline
 	for n := 1; ; n++ {
 		var err error
 		if sent == nil {
 			sent, err = notifier.OpenKVSent(ctx, r.js, "cvmwatch_notify_"+r.cfg.Durable, r.cfg.DedupeHorizon.D())
 		}
+		if err == nil && p == nil {
+			p, err = notifier.NewPipeline(notifier.PipelineConfig{Router: r.router, Senders: r.senders, Sent: sent,
+				MaxAge: r.cfg.MaxAge.D(), Logger: r.log, Metrics: r.metrics})
+			if err != nil {
+				return err
+			}
+			piped.Add(1)
+			go func() { defer piped.Done(); p.Run(ctx) }()
+		}
+		var cons *notifier.Consumer
 		if err == nil {
 			cons, err = notifier.NewConsumer(ctx, r.js, notifier.ConsumerConfig{
 				Stream: r.nats.Stream, Durable: r.cfg.Durable, Filter: r.router.Filter(r.nats.SubjectPrefix),
 				StartBack: r.cfg.MaxAge.D(), Logger: r.log, Metrics: r.metrics})
 		}
-		if err == nil {
-			break
+		if err != nil {
+			r.setNotReady("consumer not set up: " + err.Error())
+			r.log.Warn("notifier cannot start yet; retrying", "err", err)
+		} else {
+			r.setNotReady("")
+			r.log.Info("notifier running", "consumer", r.cfg.Durable, "routes", len(r.router.Routes()), "sinks", len(r.senders))
+			started := time.Now()
+			err = cons.Run(ctx, p)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("its messages ended")
+			}
+			if time.Since(started) > time.Minute {
+				n = 1 // it ran: back off from the start again
+			}
+			r.setNotReady("consumer stopped: " + err.Error())
+			r.log.Warn("notifier consumer stopped; setting it up again", "err", err)
 		}
-		r.setNotReady("consumer not set up: " + err.Error())
-		r.log.Warn("notifier cannot start yet; retrying", "err", err)
 		if err := watcher.Sleep(ctx, watcher.Backoff(n, time.Second, 30*time.Second)); err != nil {
 			return nil
 		}
 	}
-	p, err := notifier.NewPipeline(notifier.PipelineConfig{Router: r.router, Senders: r.senders, Sent: sent,
-		MaxAge: r.cfg.MaxAge.D(), Logger: r.log, Metrics: r.metrics})
-	if err != nil {
-		return err
-	}
-	r.setNotReady("")
-	r.log.Info("notifier running", "consumer", r.cfg.Durable, "routes", len(r.router.Routes()), "sinks", len(r.senders))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go p.Run(ctx)
-	err = cons.Run(ctx, p)
-	if err != nil {
-		r.setNotReady("consumer stopped: " + err.Error())
-	}
-	return err
 }
 
 func (r *notifyRunner) setNotReady(why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.notReady = why
+}
+
+// notReadyReason is why the notifier is not running; "" when it runs.
+func (r *notifyRunner) notReadyReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.notReady
 }
 
 // wrapReady adds the notifier to handler's /readyz: a "notify" entry with
@@ -124,9 +150,7 @@ func (r *notifyRunner) wrapReady(handler http.Handler) http.Handler {
 			handler.ServeHTTP(w, req)
 			return
 		}
-		r.mu.Lock()
-		why := r.notReady
-		r.mu.Unlock()
+		why := r.notReadyReason()
 		code := rec.Code
 		entry := map[string]any{"ready": why == ""}
 		if why != "" {

@@ -173,3 +173,24 @@ notify:
 		t.Fatalf("the dry run sent something: rooms have %d messages", got)
 	}
 }
+
+// TestE2ENotifySurvivesItsConsumerDeleted: the notifier's durable consumer
+// is deleted under it (an operator, a stream reset); the notifier says so on
+// /readyz, sets the consumer up again, and the events after it still reach
+// the room.
+func TestE2ENotifySurvivesItsConsumerDeleted(t *testing.T) {
+	r := newNotifyRig(t)
+	r.scanAndRelay() // the silent baseline
+	stop := r.runNotifier()
+	defer stop()
+	waitFor(t, "the notifier to run", func() bool { return r.d.notify.notReadyReason() == "" })
+	if err := r.d.notify.js.DeleteConsumer(t.Context(), r.cfg.NATS.Stream, r.cfg.Notify.Durable); err != nil {
+		t.Fatalf("DeleteConsumer: %v", err)
+	}
+	for _, id := range r.running(12) {
+		r.setState(id, "STOPPED")
+	}
+	r.scanAndRelay()
+	waitFor(t, "the WeCom message after the consumer was deleted", func() bool { return len(r.wecom.Messages()) == 1 })
+	waitFor(t, "the notifier to be ready again", func() bool { return r.d.notify.notReadyReason() == "" })
+}
