@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -156,7 +157,20 @@ func (s *Sender) try(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("read answer: %w", redactURLError(err))
 	}
-	return s.platform.Answer(resp.StatusCode, resp.Header, body)
+	return s.platform.Answer(resp.StatusCode, resp.Header, scrubAnswer(body, req.URL))
+}
+
+// scrubAnswer removes the request URL's path and query from an answer
+// before it can reach an error or a log: a proxy or a receiver that echoes
+// the request would otherwise show the webhook's secret (a Slack hook's
+// path, a WeCom key in the query).
+func scrubAnswer(body []byte, u *url.URL) []byte {
+	for _, secret := range []string{u.RawQuery, u.EscapedPath(), u.Path} {
+		if len(secret) > 1 {
+			body = bytes.ReplaceAll(body, []byte(secret), []byte("[redacted]"))
+		}
+	}
+	return body
 }
 
 // redactURLError drops the URL (which holds the webhook's secret) from the

@@ -227,3 +227,28 @@ func TestSenderDoesNotFollowARedirect(t *testing.T) {
 		t.Fatalf("error shows the URL: %v", err)
 	}
 }
+
+// TestSenderErrorsNeverEchoTheWebhookSecret: a receiver (or a proxy before
+// it) that echoes the request line in its refusal must not put the
+// webhook's secret path or key into the error the notifier logs.
+func TestSenderErrorsNeverEchoTheWebhookSecret(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "bad request: POST "+r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	for name, p := range map[string]Platform{
+		"slack path": &Slack{URL: srv.URL + "/services/T0/B0/SECRETPATH"},
+		"wecom key":  &WeCom{URL: srv.URL + "/cgi-bin/webhook/send?key=SECRETKEY"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := NewSender("room", p, SenderOptions{}).Send(t.Context(), Message{Text: "x"})
+			if !errors.Is(err, ErrGiveUp) {
+				t.Fatalf("Send = %v, want ErrGiveUp", err)
+			}
+			if strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "[redacted]") {
+				t.Fatalf("error = %v, want the echoed secret redacted", err)
+			}
+		})
+	}
+}

@@ -76,8 +76,18 @@ func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string)
 	want := int(info.NumPending)
 	out := make([]StoredMessage, 0, want)
 	for len(out) < want {
-		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchContext(ctx))
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("read stream %s: %w", stream, ctx.Err())
+		}
+		// Each fetch waits a bounded time and the next one starts a fresh
+		// consumer from where this one ended (the ordered consumer resets
+		// on every fetch), so a consumer left on a node that just lost the
+		// stream's leadership costs one wait, not the caller's deadline.
+		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(fetchWait(ctx)))
 		if err != nil {
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
 			return out, fmt.Errorf("read stream %s: %w", stream, err)
 		}
 		for m := range batch.Messages() {
@@ -87,14 +97,22 @@ func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string)
 			}
 			out = append(out, sm)
 		}
-		if err := batch.Error(); err != nil {
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return out, fmt.Errorf("read stream %s: %w", stream, err)
-		}
-		if ctx.Err() != nil {
-			return out, fmt.Errorf("read stream %s: %w", stream, ctx.Err())
 		}
 	}
 	return out, nil
+}
+
+// maxFetchWait bounds one fetch of ReadAll.
+const maxFetchWait = 5 * time.Second
+
+// fetchWait is maxFetchWait, or less when ctx ends sooner.
+func fetchWait(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(min(maxFetchWait, time.Until(dl)), 10*time.Millisecond)
+	}
+	return maxFetchWait
 }
 
 // Follow calls fn with each message of stream whose subject matches filter,

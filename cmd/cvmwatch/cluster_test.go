@@ -212,16 +212,9 @@ func TestClusterStreamSurvivesItsLeaderNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Readiness: a read with a short deadline gets every event. (Right after
-	// an election, a read can stall until its deadline: seen about once in
-	// six -race runs; see the report of issue 15.)
-	clusterWait(t, 20*time.Second, "every event readable after the election", func(ctx context.Context) error {
-		msgs, err := publisher.ReadAll(ctx, js, "CVMWATCH", publisher.InstanceFilter("", id))
-		if err == nil && len(msgs) != len(events) {
-			err = fmt.Errorf("%d events, want %d", len(msgs), len(events))
-		}
-		return err
-	})
+	// history reads right after the election: ReadAll's fetches are
+	// bounded, and each starts a fresh consumer, so a consumer left on the
+	// dead node costs one fetch wait, not the command's deadline.
 	var survivors []string
 	for _, n := range c.nodes {
 		if n != killed {
