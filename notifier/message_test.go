@@ -58,3 +58,26 @@ func TestSlackTextEscapesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkdownTextCannotMention: WeCom's <@userid>, Feishu's <at id=all>
+// and DingTalk's HTML have no documented escape, so a name, tag or actor
+// that holds one reaches the room with full-width brackets: shown, inert.
+func TestMarkdownTextCannotMention(t *testing.T) {
+	e := SampleEvents()[2]
+	e.Instance = &Instance{Name: "<@all>", Tags: map[string]string{"env": `<at id=all></at>`}}
+	e.Operation = &Operation{Name: "StopInstances", Actor: &Actor{Username: `<font color="warning">boss</font>`}}
+	for _, style := range []Style{StyleWeCom, StyleMarkdown} {
+		m, err := Render(&Route{Name: "r", ShowTags: []string{"env"}}, style, 4096, []Event{e}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"<@all>", "<at id=all>", `<font color="warning">boss`} {
+			if strings.Contains(m.Text, bad) {
+				t.Fatalf("style %d: text holds %q as markup:\n%s", style, bad, m.Text)
+			}
+		}
+		if !strings.Contains(m.Text, "\uff1c@all\uff1e") {
+			t.Fatalf("style %d: the name is not shown:\n%s", style, m.Text)
+		}
+	}
+}

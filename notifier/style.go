@@ -26,14 +26,24 @@ const (
 // to ("<!channel>", "<url|text>", "<@user>"), as Slack documents.
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
+// markupNeutralizer replaces the angle brackets that start a mention or a
+// tag in the markdown dialects (WeCom's <@userid> and <font>, Feishu's
+// <at id=all></at>, DingTalk's HTML) with full-width look-alikes: none of
+// those platforms documents an escape, so the characters themselves go.
+var markupNeutralizer = strings.NewReplacer("<", "\uff1c", ">", "\uff1e")
+
 // Escape makes t, a value from the cloud that anyone may set (a name, a tag,
-// an actor), show as text rather than act as markup. Only Slack has an
-// escape for its controls; in the markdown dialects t is shown as is.
+// an actor), show as text rather than act as markup: Slack's own escapes for
+// its controls; elsewhere "<" and ">" become full-width look-alikes, so a
+// name such as "<@all>" cannot mention anyone. Plain text is left as is.
 func (s Style) Escape(t string) string {
-	if s == StyleSlack {
+	switch s {
+	case StyleSlack:
 		return slackEscaper.Replace(t)
+	case StylePlain:
+		return t
 	}
-	return t
+	return markupNeutralizer.Replace(t)
 }
 
 // Bold marks s as bold.
