@@ -50,9 +50,9 @@ func TestEnrichActorKeys(t *testing.T) {
 		t.Fatalf("defaults = %+v, want actor off, 30s, 15m, 15/s", e)
 	}
 	for raw, want := range map[string]string{
-		"enrich: {actor_wait: 0s}\n":                     "enrich.actor_wait: 0s must be within [100ms, 5m]",
-		"enrich: {actor_wait: 1m, actor_horizon: 30s}\n": "enrich.actor_horizon: 30s must be within [enrich.actor_wait (1m0s), 24h]",
-		"enrich: {actor_rate_limit: 0}\n":                "enrich.actor_rate_limit: 0 must be in (0, 1000] requests per second (the documented quota is 20)",
+		"enrich: {actor_wait: 0s}\n":                                                          "enrich.actor_wait: 0s must be within [100ms, 5m]",
+		"enrich: {actor_wait: 1m, actor_horizon: 30s}\n":                                      "enrich.actor_horizon: 30s must be within [enrich.actor_wait (1m0s), 24h]",
+		"enrich: {actor_rate_limit: 0}\n":                                                     "enrich.actor_rate_limit: 0 must be in (0, 1000] requests per second (the documented quota is 20)",
 		"accounts: [{name: x, regions: [ap-guangzhou], audit_endpoint: http://10.0.0.1:9}]\n": "accounts[0].audit_endpoint",
 	} {
 		acct := "accounts: [{name: prod, regions: [ap-guangzhou]}]\n"
