@@ -166,7 +166,7 @@ func (p *printer) print(m *nats.Msg) {
 		return
 	}
 	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%-3d %s\n", e.ObservedAt.Local().Format("15:04:05"),
-		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)))
+		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)+"  "+actor(e.Actor)))
 }
 
 // demoRoomSecret signs the demo's messages to its fake room.

@@ -155,8 +155,20 @@ func TestE2EActorOnTheStream(t *testing.T) {
 		f.Actor == nil || f.Actor.Username != "ci-deploy" || f.Operation == nil || f.Operation.RequestID != ridLate {
 		t.Fatalf("follow-up = %+v (actor %+v, operation %+v), want ci-deploy completing %s", f, f.Actor, f.Operation, late.ID)
 	}
-	code, stdout, stderr := runCLI(t, "verify", "--server", fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort), "--sim", sim.URL())
+	server := fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)
+	code, stdout, stderr := runCLI(t, "verify", "--server", server, "--sim", sim.URL())
 	if code != 0 {
 		t.Fatalf("verify --sim = %d\n%s\n%s", code, stdout, stderr)
+	}
+	// history shows both actors: the one found at once and the follow-up's.
+	for id, who := range map[string]string{ids[0]: "by user ops-bot", ids[1]: "by user ci-deploy"} {
+		code, stdout, stderr := runCLI(t, "history", "--server", server, "--no-color", id)
+		if code != 0 || !strings.Contains(stdout, who) {
+			t.Fatalf("history %s = %d, want %q in\n%s\n%s", id, code, who, stdout, stderr)
+		}
+	}
+	code, stdout, _ = runCLI(t, "history", "--server", server, "--json", ids[1])
+	if code != 0 || !strings.Contains(stdout, watcher.TypeAttributed) {
+		t.Fatalf("history --json = %d, want the follow-up in\n%s", code, stdout)
 	}
 }
