@@ -157,8 +157,8 @@ func TestE2EActorOnTheStream(t *testing.T) {
 	}
 	server := fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)
 	code, stdout, stderr := runCLI(t, "verify", "--server", server, "--sim", sim.URL())
-	if code != 0 {
-		t.Fatalf("verify --sim = %d\n%s\n%s", code, stdout, stderr)
+	if code != 0 || !strings.Contains(stdout, "attribution: 2 operations against the true history, 2 actors against the recorded operations, 1 follow-ups, violations=0") {
+		t.Fatalf("verify --sim = %d, want a pass that judged both operations, both actors and the follow-up\n%s\n%s", code, stdout, stderr)
 	}
 	// history shows both actors: the one found at once and the follow-up's.
 	for id, who := range map[string]string{ids[0]: "by user ops-bot", ids[1]: "by user ci-deploy"} {
