@@ -252,3 +252,27 @@ func BenchmarkMarshalCloudEvent(b *testing.B) {
 		}
 	}
 }
+
+// A follow-up's subject is checked token by token like a state subject:
+// an unsafe account, region or instance ID is refused, never published.
+func TestAttributedSubjectRefusesUnsafeTokens(t *testing.T) {
+	e := goldenEvents()["attributed"]
+	if s, err := e.Subject("cvm"); err != nil || s != "cvm.attribution.prod.ap-guangzhou.ins-r8hr2upy" {
+		t.Fatalf("Subject = %q, %v", s, err)
+	}
+	for _, bad := range []string{"ins-a.b", "ins-*", "ins->", "ins a", ""} {
+		e := goldenEvents()["attributed"]
+		e.InstanceID = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with instance %q = %q, want an error", bad, s)
+		}
+		e = goldenEvents()["attributed"]
+		e.Target.Region = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with region %q = %q, want an error", bad, s)
+		}
+	}
+	if s, err := e.Subject("c*m"); err == nil {
+		t.Errorf("Subject with prefix c*m = %q, want an error", s)
+	}
+}
