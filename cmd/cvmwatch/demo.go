@@ -100,6 +100,9 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		Poll: PollConfig{Interval: Duration(f.interval)},
 		NATS: NATSConfig{Listen: f.natsListen},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
+		// The simulator serves LookUpEvents too: show who did it, holding
+		// events little (late actors come as follow-ups).
+		Enrich: EnrichConfig{Actor: true, ActorWait: Duration(2 * time.Second)},
 		Notify: NotifyConfig{
 			Sinks:  []SinkConfig{{Name: "demo-room", Type: "dingtalk", URL: Secret(roomURL), Secret: demoRoomSecret}},
 			Routes: []RouteConfig{{Name: "all", Sinks: []string{"demo-room"}, GroupWait: Duration(5 * time.Second)}},
