@@ -15,9 +15,10 @@ import (
 // targetBuckets are the sub-buckets of one target's bucket.
 type targetBuckets struct {
 	records, outbox, meta *bbolt.Bucket
-	// enrich is nil until an enrichment is stored (see enrichBucket).
-	enrich *bbolt.Bucket
-	parent *bbolt.Bucket
+	// enrich is nil until an enrichment is stored (see enrichBucket),
+	// pending until an attribution is (see pendingBucket).
+	enrich, pending *bbolt.Bucket
+	parent          *bbolt.Bucket
 }
 
 // openTarget returns the buckets of the target stored under key, or nil if
@@ -36,6 +37,7 @@ func openTarget(tx *bbolt.Tx, key []byte) (*targetBuckets, error) {
 		outbox:  t.Bucket([]byte(bucketOutbox)),
 		meta:    t.Bucket([]byte(bucketMeta)),
 		enrich:  t.Bucket([]byte(bucketEnrich)),
+		pending: t.Bucket([]byte(bucketAttribution)),
 		parent:  t,
 	}
 	if tb.records == nil || tb.outbox == nil || tb.meta == nil {
@@ -55,7 +57,7 @@ func createTarget(tx *bbolt.Tx, key []byte) (*targetBuckets, error) {
 	if err != nil {
 		return nil, err
 	}
-	tb := targetBuckets{parent: t, enrich: t.Bucket([]byte(bucketEnrich))}
+	tb := targetBuckets{parent: t, enrich: t.Bucket([]byte(bucketEnrich)), pending: t.Bucket([]byte(bucketAttribution))}
 	if tb.records, err = t.CreateBucketIfNotExists([]byte(bucketRecords)); err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", bucketRecords, err)
 	}
@@ -172,6 +174,7 @@ func (b *Bolt) Load(ctx context.Context, target watcher.Target, fn func(watcher.
 type encodedCommit struct {
 	puts    []keyValue // sorted by key: bbolt inserts sorted keys fastest
 	enrich  []keyValue // sorted by key
+	pending []keyValue // sorted by key
 	deletes [][]byte
 	events  [][]byte
 	meta    []byte
@@ -221,6 +224,16 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 		}
 		enrich[i].end = len(buf)
 	}
+	pending := make([]span, len(c.Pending))
+	for i, p := range c.Pending {
+		pending[i].k = len(buf)
+		buf = append(buf, p.EventID...)
+		pending[i].v = len(buf)
+		if buf, err = appendPending(buf, p); err != nil {
+			return nil, fmt.Errorf("pending attribution %s: %w", watcher.Quote(p.EventID), err)
+		}
+		pending[i].end = len(buf)
+	}
 	metaStart := len(buf)
 	if buf, err = appendScanMeta(buf, c.Meta); err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
@@ -232,7 +245,7 @@ func encodeCommit(c watcher.Commit) (*encodedCommit, error) {
 		events:  make([][]byte, len(c.Events)),
 		meta:    buf[metaStart:len(buf):len(buf)],
 	}
-	ec.puts, ec.enrich = spans(buf, puts), spans(buf, enrich)
+	ec.puts, ec.enrich, ec.pending = spans(buf, puts), spans(buf, enrich), spans(buf, pending)
 	for i := range c.Events {
 		ec.events[i] = buf[events[i]:events[i+1]:events[i+1]]
 	}
@@ -307,25 +320,11 @@ func (b *Bolt) Commit(ctx context.Context, target watcher.Target, c watcher.Comm
 		if err := tb.putEnrich(ec.enrich); err != nil {
 			return err
 		}
-		if n := uint64(len(ec.events)); n > 0 {
-			next, err := tb.readNext()
-			if err != nil {
-				return b.corrupt(err)
-			}
-			// The outbox only grows at its end: fill pages completely.
-			tb.outbox.FillPercent = 1.0
-			keys := make([]byte, 0, 8*n)
-			for i, v := range ec.events {
-				keys = appendSeqKey(keys, next+uint64(i))
-				k := keys[len(keys)-8:]
-				if err := tb.outbox.Put(k, v); err != nil {
-					return fmt.Errorf("outbox %d: %w", next+uint64(i), err)
-				}
-			}
-			if err := tb.meta.Put([]byte(keyNext), appendSeqKey(nil, next+n)); err != nil {
-				return fmt.Errorf("next sequence: %w", err)
-			}
-			first, last = next, next+n-1
+		if err := tb.putPending(ec.pending); err != nil {
+			return err
+		}
+		if first, last, err = b.appendOutbox(tb, ec.events); err != nil {
+			return err
 		}
 		return tb.meta.Put([]byte(keyScan), ec.meta)
 	})

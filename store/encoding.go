@@ -35,7 +35,9 @@ const (
 	evInstance       = 1 << 2
 	evOperation      = 1 << 3
 	evTruncated      = 1 << 4 // Instance.Truncated
-	evAllFlags       = evObservedAt | evPrevObservedAt | evInstance | evOperation | evTruncated
+	evActor          = 1 << 5
+	evCompletes      = 1 << 6 // a follow-up (watcher.TypeAttributed)
+	evAllFlags       = evObservedAt | evPrevObservedAt | evInstance | evOperation | evTruncated | evActor | evCompletes
 )
 
 // checkTime reports whether t can be stored: the zero time, or a time whose
@@ -174,6 +176,12 @@ func appendEvent(dst []byte, e watcher.Event) ([]byte, error) {
 	if e.Operation != nil {
 		flags |= evOperation
 	}
+	if e.Actor != nil {
+		flags |= evActor
+	}
+	if e.Completes != "" {
+		flags |= evCompletes
+	}
 	dst = append(dst, encVersion, flags)
 	dst = appendString(dst, e.ID)
 	dst = appendString(dst, e.Target.Account)
@@ -193,6 +201,12 @@ func appendEvent(dst []byte, e watcher.Event) ([]byte, error) {
 	}
 	if e.Operation != nil {
 		dst = appendOperation(dst, e.Operation)
+	}
+	if e.Actor != nil {
+		dst = appendActor(dst, e.Actor)
+	}
+	if e.Completes != "" {
+		dst = appendString(dst, e.Completes)
 	}
 	return dst, nil
 }
@@ -230,6 +244,15 @@ func decodeOutboxEntry(key, val []byte) (watcher.OutboxEntry, error) {
 	if flags&evOperation != 0 {
 		op := d.operation()
 		e.Operation = &op
+	}
+	if flags&evActor != 0 {
+		a := d.actor()
+		e.Actor = &a
+	}
+	if flags&evCompletes != 0 {
+		if e.Completes = d.str("completes", nil); e.Completes == "" {
+			d.fail("completes flag with an empty event id")
+		}
 	}
 	if err := d.finish(); err != nil {
 		return watcher.OutboxEntry{}, err

@@ -16,6 +16,8 @@ const (
 	bucketOutbox  = "outbox"
 	bucketMeta    = "meta"
 	bucketEnrich  = "enrich"
+	// bucketAttribution holds pending attributions by event id.
+	bucketAttribution = "attribution"
 
 	keyFormat = "format"
 	keyScan   = "scan"

@@ -31,13 +31,15 @@ type memTarget struct {
 	next    uint64                // next Seq to give out
 	meta    watcher.ScanMeta
 	enrich  map[string]watcher.Enrichment
+	pending map[string]watcher.PendingAttribution // by event id
 }
 
 // target returns target's state, creating it; m.mu is held.
 func (m *Memory) target(target watcher.Target) *memTarget {
 	t := m.targets[target]
 	if t == nil {
-		t = &memTarget{records: make(map[string]watcher.Record), next: 1, enrich: map[string]watcher.Enrichment{}}
+		t = &memTarget{records: make(map[string]watcher.Record), next: 1, enrich: map[string]watcher.Enrichment{},
+			pending: map[string]watcher.PendingAttribution{}}
 		m.targets[target] = t
 	}
 	return t
@@ -137,14 +139,10 @@ func (m *Memory) Commit(ctx context.Context, target watcher.Target, c watcher.Co
 	for _, e := range c.Enrich {
 		t.enrich[e.InstanceID] = cloneEnrichment(e)
 	}
-	if n := uint64(len(c.Events)); n > 0 {
-		first, last = t.next, t.next+n-1
-		for i, e := range c.Events {
-			e = cloneEvent(e)
-			t.outbox = append(t.outbox, watcher.OutboxEntry{Seq: t.next + uint64(i), Event: e})
-		}
-		t.next += n
+	for _, p := range c.Pending {
+		t.pending[p.EventID] = clonePending(p)
 	}
+	first, last = t.append(c.Events)
 	t.meta = c.Meta
 	t.meta.LastScan, t.meta.LastComplete = t.meta.LastScan.UTC(), t.meta.LastComplete.UTC()
 	return first, last, nil
@@ -227,6 +225,10 @@ func cloneEvent(e watcher.Event) watcher.Event {
 	if e.Operation != nil {
 		op := *e.Operation
 		e.Operation = &op
+	}
+	if e.Actor != nil {
+		a := *e.Actor
+		e.Actor = &a
 	}
 	return e
 }

@@ -63,6 +63,9 @@ func validateCommit(c watcher.Commit) error {
 	if err := validateEnrich(c.Enrich); err != nil {
 		return err
 	}
+	if err := validatePending(c.Pending); err != nil {
+		return err
+	}
 	if err := checkTime(c.Meta.LastScan); err != nil {
 		return fmt.Errorf("meta last scan: %w", err)
 	}

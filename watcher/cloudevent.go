@@ -18,6 +18,9 @@ const (
 	TypeAppeared     = "io.github.cvmwatch.instance.appeared.v1"
 	TypeStateChanged = "io.github.cvmwatch.instance.state_changed.v1"
 	TypeDisappeared  = "io.github.cvmwatch.instance.disappeared.v1"
+	// TypeAttributed is the follow-up that names who made the operation of
+	// an event published without its actor (see Attributed).
+	TypeAttributed = "io.github.cvmwatch.instance.attributed.v1"
 
 	// TimeFormat is RFC 3339 in UTC with milliseconds, always 3 digits.
 	TimeFormat = "2006-01-02T15:04:05.000Z07:00"
@@ -39,6 +42,8 @@ func EventID(t Target, instanceID string, seq uint64, from, to State) string {
 // Type returns the CloudEvents type of e.
 func (e Event) Type() string {
 	switch {
+	case e.Completes != "":
+		return TypeAttributed
 	case e.From == Absent:
 		return TypeAppeared
 	case e.To == Absent:
@@ -48,19 +53,24 @@ func (e Event) Type() string {
 	}
 }
 
-// Subject returns "<prefix>.state.<account>.<region>.<instanceId>.<FROM>.<TO>".
-// Every token is checked; an unsafe one is an error, never published raw.
+// Subject returns "<prefix>.state.<account>.<region>.<instanceId>.<FROM>.<TO>",
+// or for a follow-up (TypeAttributed)
+// "<prefix>.attribution.<account>.<region>.<instanceId>". Every token is
+// checked; an unsafe one is an error, never published raw.
 func (e Event) Subject(prefix string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
-	parts := []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	kind, parts := ".state.", []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	if e.Completes != "" {
+		kind, parts = ".attribution.", parts[:3]
+	}
 	for _, p := range parts {
 		if err := ValidateToken(p); err != nil {
 			return "", fmt.Errorf("event %s subject token %s: %w", e.ID, Quote(p), err)
 		}
 	}
-	return prefix + ".state." + strings.Join(parts, "."), nil
+	return prefix + kind + strings.Join(parts, "."), nil
 }
 
 // ScanSubject returns "<prefix>.scan.<account>.<region>".
@@ -109,6 +119,10 @@ type EventData struct {
 	Sequence           uint64 `json:"sequence"`
 	ObservedAt         string `json:"observedAt"`
 	PreviousObservedAt string `json:"previousObservedAt,omitempty"`
+	// Completes is set only in a follow-up (TypeAttributed): the id of the
+	// event it completes. A follow-up has no from, to or sequence (see
+	// AttributedData for its shape).
+	Completes string `json:"completes,omitempty"`
 	// Instance and Operation are the enrichment: optional, additive.
 	Instance  *InstanceData  `json:"instance,omitempty"`
 	Operation *OperationData `json:"operation,omitempty"`
@@ -120,6 +134,9 @@ type EventData struct {
 // holds it to that). It is appended by hand because the relay encodes every
 // event it publishes.
 func MarshalCloudEvent(e Event) ([]byte, error) {
+	if e.Completes != "" {
+		return marshalAttributed(e)
+	}
 	b := make([]byte, 0, 512)
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, e.ID)
@@ -157,7 +174,7 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 	}
 	if e.Operation != nil {
 		b = append(b, `,"operation":`...)
-		b = appendOperation(b, e.Operation)
+		b = appendOperationActor(b, e.Operation, e.Actor)
 	}
 	return append(b, "}}"...), nil
 }
@@ -233,7 +250,11 @@ func UnmarshalCloudEvent(b []byte) (Event, error) {
 	}
 	if op := ce.Data.Operation; op != nil {
 		e.Operation = &Operation{Name: op.Name, State: op.State, RequestID: op.RequestID, Error: op.Error}
+		if a := op.Actor; a != nil {
+			e.Actor = &Actor{Username: a.Username, SourceIP: a.SourceIP, EventName: a.EventName}
+		}
 	}
+	e.Completes = ce.Data.Completes
 	var err error
 	if e.ObservedAt, err = time.Parse(time.RFC3339Nano, ce.Data.ObservedAt); err != nil {
 		return Event{}, fmt.Errorf("cloudevent: observedAt: %w", err)

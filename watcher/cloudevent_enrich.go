@@ -25,6 +25,15 @@ type OperationData struct {
 	State     string `json:"state"`
 	RequestID string `json:"requestId"`
 	Error     string `json:"error,omitempty"`
+	// Actor is who made the request (CloudAudit), when known.
+	Actor *ActorData `json:"actor,omitempty"`
+}
+
+// ActorData is data.operation.actor as subscribers decode it.
+type ActorData struct {
+	Username  string `json:"username"`
+	SourceIP  string `json:"sourceIp"`
+	EventName string `json:"eventName"`
 }
 
 // instanceData converts in for encoding/json (lists never null).
@@ -104,8 +113,12 @@ func appendInstance(b []byte, in *Instance) []byte {
 	return append(b, '}')
 }
 
-// appendOperation appends data.operation's JSON object.
-func appendOperation(b []byte, op *Operation) []byte {
+// appendOperation appends data.operation's JSON object without an actor.
+func appendOperation(b []byte, op *Operation) []byte { return appendOperationActor(b, op, nil) }
+
+// appendOperationActor appends data.operation's JSON object, with
+// data.operation.actor when a is not nil.
+func appendOperationActor(b []byte, op *Operation, a *Actor) []byte {
 	b = append(b, `{"name":`...)
 	b = appendJSONString(b, op.Name)
 	b = append(b, `,"state":`...)
@@ -116,6 +129,21 @@ func appendOperation(b []byte, op *Operation) []byte {
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, op.Error)
 	}
+	if a != nil {
+		b = append(b, `,"actor":`...)
+		b = appendActor(b, a)
+	}
+	return append(b, '}')
+}
+
+// appendActor appends data.operation.actor's JSON object.
+func appendActor(b []byte, a *Actor) []byte {
+	b = append(b, `{"username":`...)
+	b = appendJSONString(b, a.Username)
+	b = append(b, `,"sourceIp":`...)
+	b = appendJSONString(b, a.SourceIP)
+	b = append(b, `,"eventName":`...)
+	b = appendJSONString(b, a.EventName)
 	return append(b, '}')
 }
 

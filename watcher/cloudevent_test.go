@@ -31,7 +31,14 @@ func goldenEvents() map[string]Event {
 	appeared.Instance = &web
 	gone := mk(StateTerminating, Absent, 9, prev)
 	gone.Instance = &web
+	withActor := changed
+	withActor.Actor = &Actor{Username: "ops-bot", SourceIP: "203.0.113.7", EventName: "StopInstances"}
+	follow := Attributed(tgt, PendingAttribution{EventID: changed.ID, InstanceID: changed.InstanceID, Operation: *changed.Operation,
+		ObservedAt: obs}, Actor{Username: "100000000011\"<x>", SourceIP: "2001:db8::7", EventName: "StopInstances"},
+		obs.Add(95*time.Second))
 	return map[string]Event{
+		"state_changed_actor": withActor,
+		"attributed":          follow,
 		"state_changed":       changed,
 		"state_changed_plain": mk(StateRunning, StateStopped, 7, prev),
 		"appeared":            appeared,
@@ -151,6 +158,21 @@ func TestEventIDIsStableAndDistinct(t *testing.T) {
 
 // marshalReference is the plain encoding/json encoding of the contract.
 func marshalReference(e Event) ([]byte, error) {
+	var op *OperationData
+	if e.Operation != nil {
+		op = &OperationData{Name: e.Operation.Name, State: e.Operation.State, RequestID: e.Operation.RequestID, Error: e.Operation.Error}
+		if a := e.Actor; a != nil {
+			op.Actor = &ActorData{Username: a.Username, SourceIP: a.SourceIP, EventName: a.EventName}
+		}
+	}
+	if e.Completes != "" {
+		return json.Marshal(attributedEnvelope{
+			SpecVersion: "1.0", ID: e.ID, Source: "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
+			Type: TypeAttributed, Subject: e.InstanceID, Time: formatTime(e.ObservedAt), DataContentType: "application/json",
+			Data: AttributedData{Account: e.Target.Account, Region: e.Target.Region, InstanceID: e.InstanceID,
+				Completes: e.Completes, ObservedAt: formatTime(e.ObservedAt), Operation: op},
+		})
+	}
 	ce := cloudEvent{
 		SpecVersion: "1.0", ID: e.ID, Source: "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
 		Type: e.Type(), Subject: e.InstanceID, Time: formatTime(e.ObservedAt), DataContentType: "application/json",
@@ -161,9 +183,7 @@ func marshalReference(e Event) ([]byte, error) {
 		ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
 	}
 	ce.Data.Instance = instanceData(e.Instance)
-	if op := e.Operation; op != nil {
-		ce.Data.Operation = &OperationData{Name: op.Name, State: op.State, RequestID: op.RequestID, Error: op.Error}
-	}
+	ce.Data.Operation = op
 	return json.Marshal(ce)
 }
 
@@ -173,6 +193,7 @@ func FuzzMarshalCloudEvent(f *testing.F) {
 	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "RUNNING", "STOPPED", uint64(7), int64(1796000000123), int64(1796000000000), "", "", "", "", uint8(0))
 	f.Add("a<b", "r\"", "ins-\u2028", "ABSENT", "x\\y", uint64(1), int64(0), int64(-5), "web-01", "env", "prod", "6e1c", uint8(3))
 	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0), "\xff\xfe", "k\x00", "v\n\u2029", "", uint8(7))
+	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "", "", uint64(0), int64(1796000000123), int64(0), "ops-bot", "StopInstances", "\x00<>&\"", "6e1c", uint8(14))
 	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64, name, tagKey, tagValue, reqID string, shape uint8) {
 		obs := time.UnixMilli(obsMs % 1e14).UTC()
 		if got, want := string(appendTime(nil, obs)), obs.Format(TimeFormat); got != want {
@@ -194,6 +215,16 @@ func FuzzMarshalCloudEvent(f *testing.F) {
 		}
 		if shape&2 != 0 {
 			e.Operation = &Operation{Name: name, State: tagKey, RequestID: reqID, Error: tagValue}
+		}
+		if shape&4 != 0 && e.Operation != nil {
+			a := Actor{Username: tagValue, SourceIP: name, EventName: tagKey}.Bound()
+			if n := len(appendActor(nil, &a)); n > MaxActorBytes {
+				t.Fatalf("bounded actor takes %d bytes", n)
+			}
+			e.Actor = &a
+		}
+		if shape&8 != 0 {
+			e.Completes = reqID + "c"
 		}
 		got, err := MarshalCloudEvent(e)
 		if err != nil {
@@ -219,5 +250,29 @@ func BenchmarkMarshalCloudEvent(b *testing.B) {
 		if _, err := MarshalCloudEvent(e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A follow-up's subject is checked token by token like a state subject:
+// an unsafe account, region or instance ID is refused, never published.
+func TestAttributedSubjectRefusesUnsafeTokens(t *testing.T) {
+	e := goldenEvents()["attributed"]
+	if s, err := e.Subject("cvm"); err != nil || s != "cvm.attribution.prod.ap-guangzhou.ins-r8hr2upy" {
+		t.Fatalf("Subject = %q, %v", s, err)
+	}
+	for _, bad := range []string{"ins-a.b", "ins-*", "ins->", "ins a", ""} {
+		e := goldenEvents()["attributed"]
+		e.InstanceID = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with instance %q = %q, want an error", bad, s)
+		}
+		e = goldenEvents()["attributed"]
+		e.Target.Region = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with region %q = %q, want an error", bad, s)
+		}
+	}
+	if s, err := e.Subject("c*m"); err == nil {
+		t.Errorf("Subject with prefix c*m = %q, want an error", s)
 	}
 }

@@ -20,13 +20,16 @@ const (
 // and data.operation when Attribute says so) and to c.Enrich, so the
 // commit stores both with the events. It never fails the cycle and never
 // holds it longer than Config.EnrichTimeout: whatever is not described by
-// then goes out without data.instance. A disappearance carries the
+// then goes out without data.instance. With an Attributor it then looks up
+// the actors (see lookUpActors), holding the commit at most
+// max(EnrichTimeout, ActorWait) in all. A disappearance carries the
 // instance's last known values. The caller holds t.enrichMu until the
 // commit is done, so a refresh cannot interleave.
 func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit) {
 	if t.enricher == nil || len(c.Events) == 0 {
 		return
 	}
+	begun := w.cfg.Now()
 	all := make([]string, 0, len(c.Events))
 	var live []string
 	for _, e := range c.Events {
@@ -79,6 +82,10 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit) {
 		e.Operation = Attribute(en, p, hadPrev, e.To)
 		c.Enrich = append(c.Enrich, en)
 	}
+	// The actors of new operations, until ActorWait after enrichment
+	// began: with DescribeInstances' time included, the commit is held at
+	// most max(EnrichTimeout, ActorWait).
+	w.lookUpActors(ctx, t, c, begun.Add(w.cfg.ActorWait))
 }
 
 // Kinds of enrichment Observer.Enriched reports.

@@ -103,7 +103,8 @@ type Enricher interface {
 // string to maxValue or maxWord bytes (at a UTF-8 boundary), each address
 // list to 10 entries, tags deduplicated and sorted by key and cut to
 // MaxTags; then, while the JSON of data.instance and data.operation is
-// over MaxEnrichmentBytes (values full of characters JSON escapes), tags
+// over MaxEnrichmentBytes less the room of an actor (MaxActorBytes;
+// values full of characters JSON escapes), tags
 // are dropped from the end and, once none is left, the longest value is
 // halved. Instance.Truncated says whether anything was cut. Bound returns
 // a copy; e is not changed.
@@ -153,7 +154,8 @@ func (e Enrichment) Bound() Enrichment {
 	str(&op.State, maxWord)
 	str(&op.RequestID, maxWord)
 	str(&op.Error, maxValue)
-	for len(appendOperation(appendInstance(nil, in), op)) > MaxEnrichmentBytes-len(`,"truncated":true`) {
+	// Room is kept for data.operation.actor, which a later lookup may add.
+	for len(appendOperation(appendInstance(nil, in), op)) > MaxEnrichmentBytes-MaxActorBytes-len(`,"truncated":true,"actor":`) {
 		cut = true
 		if len(in.Tags) > 0 {
 			in.Tags = in.Tags[:len(in.Tags)-1]

@@ -28,6 +28,13 @@ type Event struct {
 	// unless it is new since the instance's previous enrichment (see
 	// Attribute).
 	Operation *Operation
+	// Actor is who made Operation's request (data.operation.actor), nil
+	// unless it was found before the commit; only with Operation.
+	Actor *Actor
+	// Completes, when set, makes the event a follow-up (TypeAttributed) to
+	// the event of that id, which went out without its actor: it carries
+	// Operation and Actor, no From, To or Sequence (see Attributed).
+	Completes string
 }
 
 // OutboxEntry is an event waiting in the outbox of its target. Seq orders

@@ -50,6 +50,10 @@ type TargetStatus struct {
 	// (events then go out without data.instance); empty when it was. It
 	// does not make the target unhealthy.
 	EnrichError string
+	// ActorError says why the latest actor lookup failed (events then go
+	// out without data.operation.actor); empty when it worked. It does not
+	// make the target unhealthy either.
+	ActorError string
 }
 
 type nopObserver struct{}

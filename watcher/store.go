@@ -23,6 +23,10 @@ type Commit struct {
 	// Enrich holds enrichments that replace the instances' previous ones
 	// (see Enricher). Deleting a record deletes its enrichment too.
 	Enrich []Enrichment
+	// Pending holds attributions to look up after the commit, one per
+	// event of Events that went out without its actor (see
+	// PendingAttribution).
+	Pending []PendingAttribution
 	// Meta replaces the target's scan metadata.
 	Meta ScanMeta
 }
@@ -65,6 +69,19 @@ type Store interface {
 	// in one atomic, durable step apart from any commit (the background
 	// refresh). It may store enrichments of instances that have no record.
 	PutEnrichments(ctx context.Context, target Target, es []Enrichment) error
+
+	// PendingAttributions returns target's pending attributions, in event
+	// ID order.
+	PendingAttributions(ctx context.Context, target Target) ([]PendingAttribution, error)
+
+	// ResolveAttributions, in one atomic, durable step, appends to target's
+	// outbox each follow-up of events whose Completes is still pending,
+	// and removes the pending attributions of those and of done (an
+	// attribution that expired). A follow-up whose attribution is no
+	// longer pending is not appended: so a follow-up is appended once at
+	// most, whoever resolves it and however often. It returns how many
+	// were appended.
+	ResolveAttributions(ctx context.Context, target Target, events []Event, done []string) (appended int, err error)
 
 	// Targets lists the targets that have any record, metadata, outbox
 	// entry or enrichment, sorted by account then region.

@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,14 @@ type Config struct {
 	// DefaultEnrichRefresh). Both apply to targets with an Enricher.
 	EnrichTimeout time.Duration
 	EnrichRefresh time.Duration
+	// ActorWait, ActorHorizon and ActorPoll apply to targets with an
+	// Attributor (see attribution): how long a commit waits for actors,
+	// how long a follow-up may still come, and how often pending
+	// attributions are looked up (defaults DefaultActorWait,
+	// DefaultActorHorizon, DefaultActorPoll).
+	ActorWait    time.Duration
+	ActorHorizon time.Duration
+	ActorPoll    time.Duration
 	// Crash, if set, is called at each named crash point (the Crash*
 	// constants). Tests set it to kill the process there, to prove that a
 	// crash at any step loses nothing. Production leaves it nil.
@@ -78,6 +87,9 @@ type TargetSource struct {
 	// Enricher, if not nil, enriches the target's events and is refreshed
 	// every Config.EnrichRefresh.
 	Enricher Enricher
+	// Attributor, if not nil (and Enricher not nil), finds the actor of
+	// every new operation the events carry.
+	Attributor Attributor
 }
 
 // Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
@@ -103,11 +115,12 @@ type runState struct {
 // target is the per-target state; the loop goroutine owns snap.
 type target struct {
 	Target
-	source   Source
-	enricher Enricher
-	interval time.Duration
-	snap     *Snapshot
-	log      *slog.Logger
+	source     Source
+	enricher   Enricher
+	attributor Attributor
+	interval   time.Duration
+	snap       *Snapshot
+	log        *slog.Logger
 	// wake nudges the relay after a commit (capacity 1: one pending nudge is
 	// enough).
 	wake chan struct{}
@@ -120,8 +133,9 @@ type target struct {
 
 	mu     sync.Mutex // guards status and enrichAuth
 	status TargetStatus
-	// enrichAuth is set while EnrichError is an auth error (said once).
-	enrichAuth bool
+	// enrichAuth is set while EnrichError is an auth error (said once);
+	// actorAuth likewise for ActorError.
+	enrichAuth, actorAuth bool
 }
 
 // New returns a Watcher for targets. Two targets must not be equal.
@@ -153,6 +167,9 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	if cfg.EnrichRefresh <= 0 {
 		cfg.EnrichRefresh = DefaultEnrichRefresh
 	}
+	cfg.ActorWait = cmp.Or(max(cfg.ActorWait, 0), DefaultActorWait)
+	cfg.ActorHorizon = cmp.Or(max(cfg.ActorHorizon, 0), DefaultActorHorizon)
+	cfg.ActorPoll = cmp.Or(max(cfg.ActorPoll, 0), DefaultActorPoll)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -219,13 +236,14 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 		interval = w.cfg.Interval
 	}
 	t := &target{
-		Target:   ts.Target,
-		source:   ts.Source,
-		enricher: ts.Enricher,
-		interval: interval,
-		log:      w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
-		wake:     make(chan struct{}, 1),
-		status:   TargetStatus{Target: ts.Target, Interval: interval},
+		attributor: ts.Attributor,
+		Target:     ts.Target,
+		source:     ts.Source,
+		enricher:   ts.Enricher,
+		interval:   interval,
+		log:        w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
+		wake:       make(chan struct{}, 1),
+		status:     TargetStatus{Target: ts.Target, Interval: interval},
 	}
 	w.targets = append(w.targets, t)
 	if w.running != nil && w.running.scanCtx.Err() == nil {
@@ -241,6 +259,9 @@ func (w *Watcher) start(t *target) {
 	r.relays.Go(func() { w.relayLoop(r.relayCtx, r.scanCtx, t) })
 	if t.enricher != nil {
 		r.loops.Go(func() { w.refreshLoop(r.scanCtx, t) })
+	}
+	if t.attributor != nil {
+		r.loops.Go(func() { w.attributionLoop(r.scanCtx, t) })
 	}
 }
 

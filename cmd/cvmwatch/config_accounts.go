@@ -20,6 +20,10 @@ type AccountConfig struct {
 	// simulator. It also serves the Region API unless RegionEndpoint is set.
 	Endpoint       string `yaml:"endpoint"`
 	RegionEndpoint string `yaml:"region_endpoint"`
+	// AuditEndpoint is the CloudAudit host for enrich.actor (default:
+	// Endpoint if set, as the simulator serves LookUpEvents too, else
+	// cloudaudit.tencentcloudapi.com).
+	AuditEndpoint string `yaml:"audit_endpoint"`
 	// AllowInsecureEndpoint accepts a plain http:// endpoint that is not on
 	// loopback (requests are signed, but readable on the wire).
 	AllowInsecureEndpoint bool `yaml:"allow_insecure_endpoint"`
@@ -84,7 +88,7 @@ func (a AccountConfig) validate(key string, written keySet) configErrors {
 	}
 	// STS answers carry temporary secret keys: its endpoint needs the
 	// same opt-in to plain HTTP as the API's.
-	endpoints := []endpointKey{{"endpoint", a.Endpoint}, {"region_endpoint", a.RegionEndpoint}}
+	endpoints := []endpointKey{{"endpoint", a.Endpoint}, {"region_endpoint", a.RegionEndpoint}, {"audit_endpoint", a.AuditEndpoint}}
 	if a.Credentials != nil {
 		endpoints = append(endpoints, endpointKey{"credentials.sts_endpoint", a.Credentials.STSEndpoint})
 	}

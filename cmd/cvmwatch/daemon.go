@@ -43,7 +43,9 @@ type daemon struct {
 	// refreshLimiters its background refresh (enrich.refresh_rate), per
 	// cvm.QuotaKey.
 	enrichLimiters, refreshLimiters *cvm.Limiters
-	accounts                        []*account
+	// actorLimiters pace LookUpEvents (enrich.actor_rate_limit).
+	actorLimiters *cvm.Limiters
+	accounts      []*account
 	// notify is the chat notifier, when the config has a notify section.
 	notify *notifyRunner
 	// closers stop what the accounts started (credential refreshers).
@@ -116,6 +118,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	d.limiters = cvm.NewLimiters(cfg.Poll.RateLimit, 1)
 	d.enrichLimiters = cvm.NewLimiters(cfg.Enrich.RateLimit, 1)
 	d.refreshLimiters = cvm.NewLimiters(cfg.Enrich.RefreshRate, 1)
+	d.actorLimiters = cvm.NewLimiters(cfg.Enrich.ActorRateLimit, 1)
 	var sources []watcher.TargetSource
 	for i, a := range cfg.Accounts {
 		acct, err := d.wireAccount(ctx, i, a)
@@ -143,6 +146,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
 		Crash:         crashHook(os.Getenv(crashEnv)),
 		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
+		ActorWait: cfg.Enrich.ActorWait.D(), ActorHorizon: cfg.Enrich.ActorHorizon.D(),
 	}, sources)
 	if err != nil {
 		return nil, err

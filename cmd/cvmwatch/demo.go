@@ -100,6 +100,9 @@ func runDemo(ctx context.Context, f demoFlags, out io.Writer) error {
 		Poll: PollConfig{Interval: Duration(f.interval)},
 		NATS: NATSConfig{Listen: f.natsListen},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
+		// The simulator serves LookUpEvents too: show who did it, holding
+		// events little (late actors come as follow-ups).
+		Enrich: EnrichConfig{Actor: true, ActorWait: Duration(2 * time.Second)},
 		Notify: NotifyConfig{
 			Sinks:  []SinkConfig{{Name: "demo-room", Type: "dingtalk", URL: Secret(roomURL), Secret: demoRoomSecret}},
 			Routes: []RouteConfig{{Name: "all", Sinks: []string{"demo-room"}, GroupWait: Duration(5 * time.Second)}},
@@ -166,7 +169,7 @@ func (p *printer) print(m *nats.Msg) {
 		return
 	}
 	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%-3d %s\n", e.ObservedAt.Local().Format("15:04:05"),
-		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)))
+		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)+"  "+actor(e.Actor)))
 }
 
 // demoRoomSecret signs the demo's messages to its fake room.

@@ -54,6 +54,13 @@ func newHarness(t *testing.T, instances int) *harness {
 // machine already runs.
 func newHarnessFor(t *testing.T, sim *cvmsim.Server, endpoint string) *harness {
 	t.Helper()
+	return newHarnessWith(t, sim, endpoint, nil)
+}
+
+// newHarnessWith is newHarnessFor with tune, if not nil, changing the
+// config before its defaults are applied.
+func newHarnessWith(t *testing.T, sim *cvmsim.Server, endpoint string, tune func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, sim: sim, natsDir: t.TempDir(), target: watcher.Target{Account: "prod", Region: "ap-guangzhou"}}
 	h.startNATS()
 	t.Cleanup(h.stopNATS)
@@ -66,6 +73,9 @@ func newHarnessFor(t *testing.T, sim *cvmsim.Server, endpoint string) *harness {
 		Poll: PollConfig{Interval: Duration(time.Hour)},
 		NATS: NATSConfig{URL: fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:0"},
+	}
+	if tune != nil {
+		tune(h.cfg)
 	}
 	h.cfg.applyDefaults()
 	if errs := h.cfg.validate(); len(errs) > 0 {

@@ -121,6 +121,18 @@ func operation(op *watcher.Operation) string {
 	return s
 }
 
+// actor renders data.operation.actor: "by user ops-bot from 203.0.113.7".
+func actor(a *watcher.Actor) string {
+	if a == nil {
+		return ""
+	}
+	s := "by user " + printable(a.Username)
+	if a.SourceIP != "" {
+		s += " from " + printable(a.SourceIP)
+	}
+	return s
+}
+
 // printable bounds a value from the API to 64 bytes and escapes control
 // characters and anything not printable (a terminal escape, a right-to-left
 // override), keeping ordinary text as it is.

@@ -112,6 +112,9 @@ func (w *eventWriter) line(e watcher.Event) string {
 	if op := operation(e.Operation); op != "" {
 		parts = append(parts, op)
 	}
+	if a := actor(e.Actor); a != "" {
+		parts = append(parts, a)
+	}
 	return strings.Join(parts, "  ")
 }
 

@@ -76,11 +76,14 @@ func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) target
 	}
 	// Enrichment that does not work (a missing permission, timeouts) is
 	// said here but does not make the target unready: events still flow.
-	if s.EnrichError != "" {
+	for _, why := range []string{s.EnrichError, s.ActorError} {
+		if why == "" {
+			continue
+		}
 		if h.Reason != "" {
 			h.Reason += "; "
 		}
-		h.Reason += s.EnrichError
+		h.Reason += why
 	}
 	return h
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -81,7 +83,23 @@ func runHistory(ctx context.Context, f historyFlags, id string, w *eventWriter, 
 	if err != nil {
 		return explainStreamError(err, f.stream, f.nats.server)
 	}
-	h := &historyChecker{stderr: stderr, last: map[watcher.Target]watcher.Event{}, ids: map[string]bool{}}
+	// Follow-ups name the actors found after their events went out: the
+	// lines show them on their events; --json prints them in stream order.
+	follow, err := publisher.ReadAll(ctx, js, f.stream, attributionFilter(f.nats.prefix, id))
+	if err != nil {
+		return explainStreamError(err, f.stream, f.nats.server)
+	}
+	h := &historyChecker{stderr: stderr, last: map[watcher.Target]watcher.Event{}, ids: map[string]bool{},
+		actors: map[string]*watcher.Actor{}}
+	for _, m := range follow {
+		if e, err := watcher.UnmarshalCloudEvent(m.Data); err == nil && e.Completes != "" && e.Actor != nil {
+			h.actors[e.Completes] = e.Actor
+		}
+	}
+	if w.json {
+		msgs = append(msgs, follow...)
+		slices.SortStableFunc(msgs, func(a, b publisher.StoredMessage) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
 	for _, m := range msgs {
 		if err := h.print(w, m.Subject, m.Data); err != nil {
 			return err
@@ -110,6 +128,18 @@ type historyChecker struct {
 	ids        map[string]bool
 	printed    int
 	duplicates int
+	// actors are the actors follow-ups found later, by the event id they
+	// complete.
+	actors map[string]*watcher.Actor
+}
+
+// attributionFilter is the subject of one instance's follow-ups
+// ("<prefix>.attribution.<account>.<region>.<instanceId>").
+func attributionFilter(prefix, instanceID string) string {
+	if prefix == "" {
+		prefix = publisher.DefaultPrefix
+	}
+	return prefix + ".attribution.*.*." + instanceID
 }
 
 func (h *historyChecker) print(w *eventWriter, subject string, data []byte) error {
@@ -123,6 +153,16 @@ func (h *historyChecker) print(w *eventWriter, subject string, data []byte) erro
 		return nil
 	}
 	h.ids[e.ID] = true
+	if e.Completes != "" { // a follow-up, --json only: no place in the chain
+		h.printed++
+		return w.write(subject, data)
+	}
+	if a := h.actors[e.ID]; a != nil && e.Actor == nil && !w.json {
+		e.Actor = a
+		if data, err = watcher.MarshalCloudEvent(e); err != nil {
+			return err
+		}
+	}
 	prev, seen := h.last[e.Target]
 	switch {
 	case !seen && e.Sequence > 1:

@@ -67,7 +67,7 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 		return watcher.TargetSource{}, err
 	}
 	ts := watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}
-	if d.cfg.Enrich.Enabled {
+	if d.cfg.Enrich.On() {
 		key := cvm.QuotaKey(a.cred, cvm.ActionDescribeInstances, a.cfg.Endpoint)
 		e, err := cvm.NewEnricher(cvm.EnricherConfig{
 			Target: t, Client: client, Limiter: d.enrichLimiters.Get(key), RefreshLimiter: d.refreshLimiters.Get(key),
@@ -77,6 +77,11 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 			return watcher.TargetSource{}, err
 		}
 		ts.Enricher = e
+		if d.cfg.Enrich.Actor {
+			if ts.Attributor, err = d.attributor(a, t); err != nil {
+				return watcher.TargetSource{}, err
+			}
+		}
 	}
 	return ts, nil
 }
@@ -103,4 +108,22 @@ func (d *daemon) refreshRegions(ctx context.Context) {
 			}()
 		}
 	}
+}
+
+// attributor builds the CloudAudit lookup of one target, on the limiter of
+// its (credential, LookUpEvents, endpoint) quota.
+func (d *daemon) attributor(a *account, t watcher.Target) (*cvm.Attributor, error) {
+	endpoint := a.cfg.AuditEndpoint
+	if endpoint == "" {
+		endpoint = a.cfg.Endpoint // the simulator serves LookUpEvents too
+	}
+	keyEndpoint := endpoint
+	if keyEndpoint == "" {
+		keyEndpoint = cvm.DefaultAuditEndpoint
+	}
+	return cvm.NewAttributor(cvm.AttributorConfig{
+		Target: t, Endpoint: endpoint, Credential: a.cred,
+		Limiter: d.actorLimiters.Get(cvm.QuotaKey(a.cred, cvm.ActionLookUpEvents, keyEndpoint)),
+		Logger:  d.log, Observer: d.metrics,
+	})
 }

@@ -151,8 +151,18 @@ func runVerify(ctx context.Context, c *cobra.Command, f verifyFlags, opts oracle
 		return explainStreamError(err, f.stream, f.nats.server)
 	}
 	r := oracle.Check(oracleMessages(stored), truth, opts)
+	var attr *oracle.AttributionReport
+	if f.sim != "" {
+		if attr, err = verifyAttribution(rctx, js, f, stored, truth, opts); err != nil {
+			return err
+		}
+		r.Violations = append(r.Violations, attr.Violations...)
+	}
 	if err := printReport(c.OutOrStdout(), r, f.json); err != nil {
 		return err
+	}
+	if attr != nil && !f.json {
+		fmt.Fprintln(c.OutOrStdout(), "  checked "+attr.String())
 	}
 	if !r.OK() {
 		return errViolations

@@ -54,6 +54,9 @@ func Run(t *testing.T, h Harness) {
 		{"EnrichmentsCommitReplaceDeleteAndPersist", testEnrichmentsWithCommit},
 		{"EnrichmentsWithoutAnIDAreRefused", testEnrichmentsRefused},
 		{"EnrichmentsAreNotAliased", testEnrichmentsNotAliased},
+		{"AttributionsPendWithTheirEventAndResolveOnce", testAttributionsResolveOnce},
+		{"AttributionsPersistAndFollowUpsRoundTrip", testAttributionsPersist},
+		{"AttributionsRefuseFollowUpsWithoutCompletes", testAttributionsRefused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
