@@ -49,6 +49,10 @@ type Config struct {
 	// DefaultEnrichRefresh). Both apply to targets with an Enricher.
 	EnrichTimeout time.Duration
 	EnrichRefresh time.Duration
+	// HotInterval is the time between two lookups of a target's hot set
+	// (default DefaultHotInterval); it applies to targets with a
+	// TargetSource.Hot.
+	HotInterval time.Duration
 	// Crash, if set, is called at each named crash point (the Crash*
 	// constants). Tests set it to kill the process there, to prove that a
 	// crash at any step loses nothing. Production leaves it nil.
@@ -78,6 +82,10 @@ type TargetSource struct {
 	// Enricher, if not nil, enriches the target's events and is refreshed
 	// every Config.EnrichRefresh.
 	Enricher Enricher
+	// Hot, if not nil, looks up the target's instances in a transitional
+	// state every Config.HotInterval (the hot set, see hotRound); give it
+	// its own share of the quota so the scan is never starved.
+	Hot Lookuper
 }
 
 // Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
@@ -100,14 +108,24 @@ type runState struct {
 	loops, relays     *sync.WaitGroup
 }
 
-// target is the per-target state; the loop goroutine owns snap.
+// target is the per-target state.
 type target struct {
 	Target
 	source   Source
 	enricher Enricher
 	interval time.Duration
-	snap     *Snapshot
+	hot      Lookuper
 	log      *slog.Logger
+
+	// commitMu orders the diffs and commits of the scan loop and the hot
+	// loop: each holds it from its diff to the snapshot's update. It
+	// guards snap, scanCommits and hotSeen.
+	commitMu sync.Mutex
+	snap     *Snapshot
+	// scanCommits counts the scans committed; hotSeen is when the latest
+	// hot lookup that found an instance returned (see hotRound).
+	scanCommits uint64
+	hotSeen     map[string]time.Time
 	// wake nudges the relay after a commit (capacity 1: one pending nudge is
 	// enough).
 	wake chan struct{}
@@ -152,6 +170,9 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	}
 	if cfg.EnrichRefresh <= 0 {
 		cfg.EnrichRefresh = DefaultEnrichRefresh
+	}
+	if cfg.HotInterval <= 0 {
+		cfg.HotInterval = DefaultHotInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -222,6 +243,8 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 		Target:   ts.Target,
 		source:   ts.Source,
 		enricher: ts.Enricher,
+		hot:      ts.Hot,
+		hotSeen:  map[string]time.Time{},
 		interval: interval,
 		log:      w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
 		wake:     make(chan struct{}, 1),
@@ -241,6 +264,9 @@ func (w *Watcher) start(t *target) {
 	r.relays.Go(func() { w.relayLoop(r.relayCtx, r.scanCtx, t) })
 	if t.enricher != nil {
 		r.loops.Go(func() { w.refreshLoop(r.scanCtx, t) })
+	}
+	if t.hot != nil {
+		r.loops.Go(func() { w.hotLoop(r.scanCtx, t) })
 	}
 }
 

@@ -141,6 +141,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
 		Crash:         crashHook(os.Getenv(crashEnv)),
 		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
+		HotInterval: cfg.Poll.HotInterval.D(),
 	}, sources)
 	if err != nil {
 		return nil, err
