@@ -150,9 +150,14 @@ notify:
 		t.Fatalf("notify --dry-run exited %d:\n%s", code, out.String())
 	}
 	got := out.String()
+	// An enriched event's line names the instance: "web-01 (ins-...) RUNNING -> ...".
+	for _, want := range []string{ids[0] + " RUNNING -> STOPPED: route stops", ids[12] + " RUNNING -> REBOOTING: route rest"} {
+		enriched := strings.Replace(want, " ", ") ", 1)
+		if !strings.Contains(got, want) && !strings.Contains(got, enriched) {
+			t.Fatalf("dry run lacks %q:\n%s", want, got)
+		}
+	}
 	for _, want := range []string{
-		ids[0] + " RUNNING -> STOPPED: route stops",
-		ids[12] + " RUNNING -> REBOOTING: route rest",
 		"16 events in the last 1h0m0s",
 		"--- route stops -> sink ops (wecom), part 1 of 1 ---\n**12 instances STOPPED in prod / ap-guangzhou**",
 		"--- route rest -> sink chat (slack), part 1 of 1 ---\n*2 instances rebooted in prod / ap-guangzhou*",

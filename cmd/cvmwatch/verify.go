@@ -50,7 +50,12 @@ each event starts where the previous one ended.
 With --sim (a simulator's admin URL) the events are also checked against the
 simulator's ground truth: every event must be a step of the instance's true
 history (skipped intermediate states allowed) whose window contains the real
-change. With --final (the fleet has been quiet for two poll intervals and the
+change. The report then also measures, per class of change (out of a
+transitional state such as STOPPING, or out of a stable one), how long after
+the true change each event was observed and stored (p50/p90/p99/max), and
+which fraction of the true transitions appear as their own event (per class
+and per state entered).
+With --final (the fleet has been quiet for two poll intervals and the
 watcher caught up) nothing may be lost: each instance's last event ends in its
 true state, and every state held longer than --must-see is in the chain.
 These need to know how the baseline was taken: --announced, or the window of
@@ -188,13 +193,13 @@ func emptyStreamReason(ctx context.Context, js jetstream.JetStream, stream, pref
 func oracleMessages(stored []publisher.StoredMessage) []oracle.Message {
 	out := make([]oracle.Message, len(stored))
 	for i, m := range stored {
-		out[i] = oracle.Message{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Data: m.Data}
+		out[i] = oracle.Message{Seq: m.Seq, Subject: m.Subject, MsgID: m.MsgID, Time: m.Time, Data: m.Data}
 	}
 	return out
 }
 
-// printReport prints what each check judged and the violations, or the
-// report as JSON.
+// printReport prints what each check judged, the violations and, with
+// truth, the detection latency and capture figures; or the report as JSON.
 func printReport(w io.Writer, r oracle.Report, asJSON bool) error {
 	if asJSON {
 		if r.Violations == nil {
@@ -209,6 +214,14 @@ func printReport(w io.Writer, r oracle.Report, asJSON bool) error {
 	}
 	for _, line := range r.Judged() {
 		if _, err := fmt.Fprintln(w, "  checked "+line); err != nil {
+			return err
+		}
+	}
+	if r.Latency == nil {
+		return nil
+	}
+	for _, line := range r.Latency.Lines() {
+		if _, err := fmt.Fprintln(w, "  measured "+line); err != nil {
 			return err
 		}
 	}

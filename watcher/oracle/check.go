@@ -15,7 +15,8 @@ import (
 type Message struct {
 	Seq     uint64 // stream sequence
 	Subject string
-	MsgID   string // the Nats-Msg-Id header
+	MsgID   string    // the Nats-Msg-Id header
+	Time    time.Time // when the stream stored it; zero if unknown
 	Data    []byte
 }
 
@@ -57,6 +58,15 @@ type Options struct {
 	// Tolerance widens every window comparison (clock granularity); the
 	// watcher rounds windows out to the millisecond, so zero is expected.
 	Tolerance time.Duration
+	// Until, if set, ends the span of true changes that the latency and
+	// capture figures (Report.Latency) consider: a change after it may not
+	// have been reported yet. Default End, else the last event's
+	// observation.
+	Until time.Time
+	// Cycle is the time between two scans of an instance, for the capture
+	// bound of Latency.States; zero: the median interval between the starts
+	// of consecutive Scans of a region, unknown without two of them.
+	Cycle time.Duration
 }
 
 // ScanWindow is when one scan of a region ran.
@@ -98,8 +108,11 @@ type Report struct {
 	MustSeeChecked int `json:"mustSeeChecked"`
 	// First and Last bound the events' observation times (zero without
 	// events): the span of history the checks covered.
-	First      time.Time   `json:"first,omitzero"`
-	Last       time.Time   `json:"last,omitzero"`
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+	// Latency says how soon the events followed the true changes and how
+	// many true changes they captured; nil without truth.
+	Latency    *Latency    `json:"latency,omitempty"`
 	Violations []Violation `json:"violations"`
 }
 
@@ -138,21 +151,24 @@ func Check(msgs []Message, truth []cvmsim.Change, opts Options) Report {
 	}
 	var r Report
 	r.Messages = len(msgs)
-	chains := decode(msgs, opts.Prefix, &r)
+	chains, stored := decode(msgs, opts.Prefix, &r)
 	for _, key := range sortedKeys(chains) {
 		checkChain(key, chains[key], opts, &r)
 	}
 	r.Instances = len(chains)
 	if truth != nil {
-		checkTruth(chains, truth, opts, &r)
+		tls, matched := checkTruth(chains, truth, opts, &r)
+		r.Latency = measure(tls, chains, matched, stored, opts, r.Last)
 	}
 	return r
 }
 
 // decode parses the messages, reports malformed ones, duplicates and
-// conflicts, and returns each instance's distinct events in stream order.
-func decode(msgs []Message, prefix string, r *Report) map[string][]watcher.Event {
+// conflicts, and returns each instance's distinct events in stream order
+// and when each event id was first stored (the messages with a Time).
+func decode(msgs []Message, prefix string, r *Report) (map[string][]watcher.Event, map[string]time.Time) {
 	byID := map[string][]byte{}
+	stored := map[string]time.Time{}
 	chains := map[string][]watcher.Event{}
 	for _, m := range msgs {
 		e, err := watcher.UnmarshalCloudEvent(m.Data)
@@ -179,6 +195,9 @@ func decode(msgs []Message, prefix string, r *Report) map[string][]watcher.Event
 			continue
 		}
 		byID[e.ID] = m.Data
+		if !m.Time.IsZero() {
+			stored[e.ID] = m.Time
+		}
 		chains[key] = append(chains[key], e)
 		r.Events++
 		if r.First.IsZero() || e.ObservedAt.Before(r.First) {
@@ -188,7 +207,7 @@ func decode(msgs []Message, prefix string, r *Report) map[string][]watcher.Event
 			r.Last = e.ObservedAt
 		}
 	}
-	return chains
+	return chains, stored
 }
 
 // checkChain verifies contiguous sequences from 1 and From == previous To.

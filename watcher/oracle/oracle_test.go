@@ -180,3 +180,26 @@ func TestCheckMustSeeOnlyWhatCleanScansCouldSee(t *testing.T) {
 		t.Fatalf("a state three clean scans saw is not required:\n%s", r)
 	}
 }
+
+func TestCheckFirstEventAfterAStateMissedSinceTheBaseline(t *testing.T) {
+	// The baseline (1..2 s) saw a RUNNING; a rebooted between two scans
+	// (5..8 s, missed) and stopped later: its first event leaves the RUNNING
+	// entered at 8 s, which the baseline did not see, although it saw the
+	// instance RUNNING.
+	truth := []cvmsim.Change{
+		{Time: sec(0), Region: tg.Region, InstanceID: "ins-aaaaaaaa", From: "ABSENT", To: "RUNNING"},
+		{Time: sec(5), Region: tg.Region, InstanceID: "ins-aaaaaaaa", From: "RUNNING", To: "REBOOTING"},
+		{Time: sec(8), Region: tg.Region, InstanceID: "ins-aaaaaaaa", From: "REBOOTING", To: "RUNNING"},
+		{Time: sec(20), Region: tg.Region, InstanceID: "ins-aaaaaaaa", From: "RUNNING", To: "STOPPED"},
+	}
+	opts := Options{BaselineStart: sec(1), BaselineEnd: sec(2)}
+	if r := Check(msgs(t, ev("ins-aaaaaaaa", 1, "RUNNING", "STOPPED", sec(18), sec(22))), truth, opts); !r.OK() {
+		t.Fatalf("a first event after a missed reboot is unjustified:\n%s", r)
+	}
+	// Had the baseline run at 6..7 s, it saw REBOOTING: a first event from
+	// RUNNING is then no step of the history.
+	opts = Options{BaselineStart: sec(6), BaselineEnd: sec(7)}
+	if r := Check(msgs(t, ev("ins-aaaaaaaa", 1, "RUNNING", "STOPPED", sec(18), sec(22))), truth, opts); r.OK() {
+		t.Fatal("a first event from a state the baseline could not see was accepted")
+	}
+}

@@ -48,12 +48,19 @@ func end(tl []segment, k int) time.Time {
 	return time.Time{}
 }
 
+// match ties event number event of an instance's chain to its truth: the
+// event left segment a and entered segment b (a < b; a == b-1 when no
+// state was skipped).
+type match struct{ event, a, b int }
+
 // checkTruth verifies that every event is justified by the truth and, when
-// opts.End is set, that nothing was lost.
-func checkTruth(chains map[string][]watcher.Event, truth []cvmsim.Change, opts Options, r *Report) {
+// opts.End is set, that nothing was lost. It returns the timelines and, per
+// instance, the events it could tie to them.
+func checkTruth(chains map[string][]watcher.Event, truth []cvmsim.Change, opts Options, r *Report) (map[string][]segment, map[string][]match) {
 	tls, n := timelines(truth, opts)
 	r.TruthSteps = n
 	tol := opts.Tolerance
+	matched := map[string][]match{}
 	for _, key := range sortedKeys(chains) {
 		tl, ok := tls[key]
 		if !ok {
@@ -61,32 +68,34 @@ func checkTruth(chains map[string][]watcher.Event, truth []cvmsim.Change, opts O
 		}
 		cursor := 0
 		for i, e := range chains[key] {
-			b := justify(tl, cursor, e, i == 0, opts)
+			a, b := justify(tl, cursor, e, i == 0, opts)
 			r.Justified++
 			if b < 0 {
 				r.add("unjustified", key, "event #%d %s->%s window [%s, %s] is no step of the true history %s",
 					e.Sequence, e.From, e.To, ts(e.PreviousObservedAt), ts(e.ObservedAt), history(tl, cursor, tol, e))
 				continue
 			}
+			matched[key] = append(matched[key], match{event: i, a: a, b: b})
 			cursor = b
 		}
 	}
-	if opts.End.IsZero() {
-		return
+	if !opts.End.IsZero() {
+		for _, key := range sortedKeys(tls) {
+			checkLoss(key, tls[key], chains[key], opts, r)
+		}
 	}
-	for _, key := range sortedKeys(tls) {
-		checkLoss(key, tls[key], chains[key], opts, r)
-	}
+	return tls, matched
 }
 
-// justify returns the index of the truth segment that event e (the next one
-// after the segment at cursor) entered, or -1. It picks the earliest
-// segment that fits, which leaves the most room to the events after it.
-func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options) int {
+// justify returns the indexes of the truth segments that event e (the next
+// one after the segment at cursor) left and entered, or -1, -1. It picks the
+// earliest segment entered that fits, which leaves the most room to the
+// events after it.
+func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options) (int, int) {
 	tol := opts.Tolerance
 	for b := cursor + 1; b < len(tl); b++ {
 		if tl[b].start.After(e.ObservedAt.Add(tol)) {
-			return -1 // entered after it was observed: too late, and so are the rest
+			return -1, -1 // entered after it was observed: too late, and so are the rest
 		}
 		if tl[b].state != e.To {
 			continue
@@ -100,13 +109,27 @@ func justify(tl []segment, cursor int, e watcher.Event, first bool, opts Options
 			if !e.PreviousObservedAt.IsZero() && tl[a+1].start.Before(e.PreviousObservedAt.Add(-tol)) {
 				break // left From before it was last seen in it
 			}
-			if first && !announced(opts) && baselineKnown(opts) && e.From != watcher.Absent && !overlaps(tl, a, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
+			if first && !announced(opts) && baselineKnown(opts) && e.From != watcher.Absent && !heldBy(tl, a, e.From, opts.BaselineStart.Add(-tol), opts.BaselineEnd.Add(tol)) {
 				continue // the baseline cannot have seen this From
 			}
-			return b
+			return a, b
 		}
 	}
-	return -1
+	return -1, -1
+}
+
+// heldBy reports whether a segment of tl up to segment k was in state at
+// some time in [from, to]. The baseline may have seen an earlier segment in
+// state than the one a first event left: the instance left it and came back
+// to it between two scans (a reboot between two looks), which is its one
+// state throughout as far as a poller can tell.
+func heldBy(tl []segment, k int, state watcher.State, from, to time.Time) bool {
+	for j := range k + 1 {
+		if tl[j].state == state && overlaps(tl, j, from, to) {
+			return true
+		}
+	}
+	return false
 }
 
 // overlaps reports whether segment k of tl was held at some time in [from, to].
