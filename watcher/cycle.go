@@ -42,43 +42,15 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
 	}
 	scan.Target = t.Target
 
-	d := Diff(t.snap, scan, w.cfg.Policy)
-	var lr LookupResult
-	lookupStart := w.cfg.Now()
-	if cands := d.Candidates(); len(cands) > 0 {
-		var err error
-		lr, err = t.source.Lookup(ctx, cands)
-		if err != nil {
-			t.log.Warn("lookup of disappearance candidates incomplete", "candidates", len(cands), "err", err)
-		}
-		if ctx.Err() != nil {
-			return Commit{}, ctx.Err()
-		}
-	}
-	lookupDone := w.cfg.Now()
-	if d.Mass() {
-		t.log.Error("mass disappearance held back: most of the target is missing from a complete listing; "+
-			"no instance is declared gone until it persists",
-			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
-	}
-	c = d.Resolve(lr, lookupStart, lookupDone)
-	t.enrichMu.Lock()
-	w.enrich(ctx, t, &c)
-	w.crash(CrashAfterScan)
-
-	_, _, err = w.cfg.Store.Commit(ctx, t.Target, c)
-	t.enrichMu.Unlock()
+	c, d, byState, err := w.diffCommit(ctx, t, scan)
 	if err != nil {
-		return Commit{}, fmt.Errorf("commit %s: %w", t.Target, err)
+		return Commit{}, err
 	}
 	committed = true
-	w.crash(CrashAfterCommit)
-	t.snap.Apply(c, scan)
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
-	byState := t.snap.CountByState()
 	t.log.Info("scan", "complete", scan.Complete, "events", len(c.Events), "instances", len(scan.Observations),
 		"pages", scan.Stats.Pages, "requests", scan.Stats.Requests, "retries", scan.Stats.Retries,
 		"throttles", scan.Stats.Throttles, "rejected", scan.Stats.Rejected, "held", d.Held(),
@@ -144,8 +116,10 @@ func (w *Watcher) publishSummary(ctx context.Context, t *target, scan Scan, c Co
 // loadSnapshot loads the target's snapshot from the store, once. Until this
 // process commits a scan, the target's status is the stored one: after a
 // restart, health, state and metrics know when the target was last scanned
-// even if no scan succeeds now. Only the target's own goroutine calls it.
+// even if no scan succeeds now.
 func (w *Watcher) loadSnapshot(ctx context.Context, t *target) error {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
 	if t.snap != nil {
 		return nil
 	}
@@ -163,4 +137,51 @@ func (w *Watcher) loadSnapshot(ctx context.Context, t *target) error {
 	t.status.ByState = snap.CountByState()
 	t.mu.Unlock()
 	return nil
+}
+
+// diffCommit diffs a scan against the snapshot, looks up its disappearance
+// candidates, enriches and commits the result and advances the snapshot,
+// all under t.commitMu so that no hot lookup commits in between (see
+// hotRound for the ordering rule, whose scan half, overtaken, runs first).
+// It returns the commit, the diff and the live instances by state after it.
+func (w *Watcher) diffCommit(ctx context.Context, t *target, scan Scan) (Commit, *Pending, map[State]int, error) {
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	scan, n := t.overtaken(scan)
+	if n > 0 {
+		t.log.Debug("scan observations overtaken by hot lookups set aside", "instances", n)
+	}
+	d := Diff(t.snap, scan, w.cfg.Policy)
+	var lr LookupResult
+	lookupStart := w.cfg.Now()
+	if cands := d.Candidates(); len(cands) > 0 {
+		var err error
+		lr, err = t.source.Lookup(ctx, cands)
+		if err != nil {
+			t.log.Warn("lookup of disappearance candidates incomplete", "candidates", len(cands), "err", err)
+		}
+		if ctx.Err() != nil {
+			return Commit{}, nil, nil, ctx.Err()
+		}
+	}
+	lookupDone := w.cfg.Now()
+	if d.Mass() {
+		t.log.Error("mass disappearance held back: most of the target is missing from a complete listing; "+
+			"no instance is declared gone until it persists",
+			"held", d.Held(), "policy_scans", w.cfg.Policy.MassConfirmScans)
+	}
+	c := d.Resolve(lr, lookupStart, lookupDone)
+	t.enrichMu.Lock()
+	w.enrich(ctx, t, &c, w.cfg.ActorWait)
+	w.crash(CrashAfterScan)
+
+	_, _, err := w.cfg.Store.Commit(ctx, t.Target, c)
+	t.enrichMu.Unlock()
+	if err != nil {
+		return Commit{}, nil, nil, fmt.Errorf("commit %s: %w", t.Target, err)
+	}
+	w.crash(CrashAfterCommit)
+	t.snap.Apply(c, scan)
+	t.scanCommits++
+	return c, d, t.snap.CountByState(), nil
 }

@@ -21,11 +21,14 @@ const (
 // commit stores both with the events. It never fails the cycle and never
 // holds it longer than Config.EnrichTimeout: whatever is not described by
 // then goes out without data.instance. With an Attributor it then looks up
-// the actors (see lookUpActors), holding the commit at most
-// max(EnrichTimeout, ActorWait) in all. A disappearance carries the
+// the actors (see lookUpActors) for at most actorWait after enrichment
+// began (Config.ActorWait for a scan; one hot interval for a hot round,
+// whose point is speed: an actor found later comes as a follow-up), holding
+// the commit at most max(EnrichTimeout, actorWait) in all. A disappearance
+// carries the
 // instance's last known values. The caller holds t.enrichMu until the
 // commit is done, so a refresh cannot interleave.
-func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit) {
+func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait time.Duration) {
 	if t.enricher == nil || len(c.Events) == 0 {
 		return
 	}
@@ -82,10 +85,10 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit) {
 		e.Operation = Attribute(en, p, hadPrev, e.To)
 		c.Enrich = append(c.Enrich, en)
 	}
-	// The actors of new operations, until ActorWait after enrichment
+	// The actors of new operations, until actorWait after enrichment
 	// began: with DescribeInstances' time included, the commit is held at
-	// most max(EnrichTimeout, ActorWait).
-	w.lookUpActors(ctx, t, c, begun.Add(w.cfg.ActorWait))
+	// most max(EnrichTimeout, actorWait).
+	w.lookUpActors(ctx, t, c, begun.Add(actorWait))
 }
 
 // Kinds of enrichment Observer.Enriched reports.

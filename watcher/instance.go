@@ -43,6 +43,23 @@ const (
 	StateExitServiceLiveMigrate  State = "EXIT_SERVICE_LIVE_MIGRATE"
 )
 
+// Transitional reports whether s is a state an instance only passes
+// through on its way to another (PENDING, STARTING, STOPPING, REBOOTING,
+// TERMINATING, the rescue-mode and service-live-migration entries and
+// exits, and SERVICE_LIVE_MIGRATE itself): an instance in one is about to
+// change again, so the hot set looks it up by ID until it leaves it. Stable
+// states, Absent and states the project does not know are not
+// transitional. This is the one place that classifies states.
+func (s State) Transitional() bool {
+	switch s {
+	case StatePending, StateStarting, StateStopping, StateRebooting, StateTerminating,
+		StateEnterRescueMode, StateExitRescueMode,
+		StateEnterServiceLiveMigrate, StateServiceLiveMigrate, StateExitServiceLiveMigrate:
+		return true
+	}
+	return false
+}
+
 // Observation is the state of one instance as one API response reported it.
 // A valid Observation has a token-safe InstanceID and State (see
 // ValidateObservation).

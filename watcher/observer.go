@@ -24,6 +24,13 @@ type Observer interface {
 	// all), EnrichRefresh for each page of the background refresh and for
 	// a refresh that failed.
 	Enriched(t Target, kind string, asked, got int, took time.Duration, err error)
+	// HotLookedUp follows every lookup of a batch of the hot set (asked
+	// IDs, at most 100) and every round that found the hot set empty
+	// (asked 0). inMotion is the hot set's size when the round began; c is
+	// what the lookup committed (its events are in the outbox); err is set
+	// when part of the lookup failed, when its commit failed, or, as
+	// ErrHotSuperseded, when its answer was set aside.
+	HotLookedUp(t Target, inMotion, asked int, c Commit, err error)
 }
 
 // TargetStatus is what the loop knows about a target's progress, for health
@@ -63,3 +70,4 @@ func (nopObserver) CycleFailed(Target, error)                               {}
 func (nopObserver) Relayed(Target, int, time.Duration, error)               {}
 func (nopObserver) OutboxState(Target, int, time.Time)                      {}
 func (nopObserver) Enriched(Target, string, int, int, time.Duration, error) {}
+func (nopObserver) HotLookedUp(Target, int, int, Commit, error)             {}

@@ -16,6 +16,8 @@ type Snapshot struct {
 	// live and tombstones count the records by kind, so a scan that lists
 	// every live instance needs no walk of the whole map.
 	live, tombstones int
+	// moving holds the live instances in a transitional state: the hot set.
+	moving map[string]struct{}
 }
 
 // snapRecord is 32 bytes: the state is an index into the snapshot's state
@@ -33,7 +35,7 @@ const absentIdx = 0
 
 // NewSnapshot returns an empty snapshot: a target never scanned.
 func NewSnapshot() *Snapshot {
-	return &Snapshot{records: map[string]snapRecord{}, states: newStateTable()}
+	return &Snapshot{records: map[string]snapRecord{}, states: newStateTable(), moving: map[string]struct{}{}}
 }
 
 // stateOf returns a record's state.
@@ -89,6 +91,12 @@ func (s *Snapshot) record(id string, r snapRecord) Record {
 	}
 }
 
+// InMotion returns, sorted, the live instances whose state is
+// transitional (see State.Transitional): the target's hot set.
+func (s *Snapshot) InMotion() []string {
+	return sortedKeys(s.moving)
+}
+
 // CountByState counts live instances (tombstones excluded) per state.
 func (s *Snapshot) CountByState() map[State]int {
 	out := map[State]int{}
@@ -120,6 +128,7 @@ func (s *Snapshot) Apply(c Commit, scan Scan) {
 		if r, ok := s.records[id]; ok {
 			s.count(r, -1)
 			delete(s.records, id)
+			delete(s.moving, id)
 		}
 	}
 	s.meta = c.Meta
@@ -159,6 +168,11 @@ func (s *Snapshot) put(r Record) {
 	}
 	s.count(nr, 1)
 	s.records[r.InstanceID] = nr
+	if r.State.Transitional() {
+		s.moving[r.InstanceID] = struct{}{}
+	} else {
+		delete(s.moving, r.InstanceID)
+	}
 }
 
 // stateTable numbers the states seen, so a record holds 4 bytes, not a

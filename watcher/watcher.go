@@ -58,6 +58,10 @@ type Config struct {
 	ActorWait    time.Duration
 	ActorHorizon time.Duration
 	ActorPoll    time.Duration
+	// HotInterval is the time between two lookups of a target's hot set
+	// (default DefaultHotInterval); it applies to targets with a
+	// TargetSource.Hot.
+	HotInterval time.Duration
 	// Crash, if set, is called at each named crash point (the Crash*
 	// constants). Tests set it to kill the process there, to prove that a
 	// crash at any step loses nothing. Production leaves it nil.
@@ -90,6 +94,10 @@ type TargetSource struct {
 	// Attributor, if not nil (and Enricher not nil), finds the actor of
 	// every new operation the events carry.
 	Attributor Attributor
+	// Hot, if not nil, looks up the target's instances in a transitional
+	// state every Config.HotInterval (the hot set, see hotRound); give it
+	// its own share of the quota so the scan is never starved.
+	Hot Lookuper
 }
 
 // Watcher runs, per target, the loop scan -> diff -> confirm -> commit, and a
@@ -112,15 +120,25 @@ type runState struct {
 	loops, relays     *sync.WaitGroup
 }
 
-// target is the per-target state; the loop goroutine owns snap.
+// target is the per-target state.
 type target struct {
 	Target
 	source     Source
 	enricher   Enricher
 	attributor Attributor
 	interval   time.Duration
-	snap       *Snapshot
+	hot        Lookuper
 	log        *slog.Logger
+
+	// commitMu orders the diffs and commits of the scan loop and the hot
+	// loop: each holds it from its diff to the snapshot's update. It
+	// guards snap, scanCommits and hotSeen.
+	commitMu sync.Mutex
+	snap     *Snapshot
+	// scanCommits counts the scans committed; hotSeen is when the latest
+	// hot lookup that found an instance returned (see hotRound).
+	scanCommits uint64
+	hotSeen     map[string]time.Time
 	// wake nudges the relay after a commit (capacity 1: one pending nudge is
 	// enough).
 	wake chan struct{}
@@ -170,6 +188,9 @@ func New(cfg Config, targets []TargetSource) (*Watcher, error) {
 	cfg.ActorWait = cmp.Or(max(cfg.ActorWait, 0), DefaultActorWait)
 	cfg.ActorHorizon = cmp.Or(max(cfg.ActorHorizon, 0), DefaultActorHorizon)
 	cfg.ActorPoll = cmp.Or(max(cfg.ActorPoll, 0), DefaultActorPoll)
+	if cfg.HotInterval <= 0 {
+		cfg.HotInterval = DefaultHotInterval
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -236,10 +257,12 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 		interval = w.cfg.Interval
 	}
 	t := &target{
-		attributor: ts.Attributor,
 		Target:     ts.Target,
 		source:     ts.Source,
 		enricher:   ts.Enricher,
+		attributor: ts.Attributor,
+		hot:        ts.Hot,
+		hotSeen:    map[string]time.Time{},
 		interval:   interval,
 		log:        w.cfg.Logger.With("account", ts.Target.Account, "region", ts.Target.Region),
 		wake:       make(chan struct{}, 1),
@@ -262,6 +285,9 @@ func (w *Watcher) start(t *target) {
 	}
 	if t.attributor != nil {
 		r.loops.Go(func() { w.attributionLoop(r.scanCtx, t) })
+	}
+	if t.hot != nil {
+		r.loops.Go(func() { w.hotLoop(r.scanCtx, t) })
 	}
 }
 

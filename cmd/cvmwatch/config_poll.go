@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm"
 )
 
@@ -20,6 +21,16 @@ type PollConfig struct {
 	MaxConcurrentScans int `yaml:"max_concurrent_scans"`
 	// RegionRefresh is how often `regions: all` is resolved again.
 	RegionRefresh Duration `yaml:"region_refresh"`
+	// Hot turns on the hot set (the default): instances seen in a
+	// transitional state (STOPPING, PENDING, ...) are looked up by ID every
+	// HotInterval until they are stable, so their next change is seen in
+	// seconds instead of at the next scan.
+	Hot bool `yaml:"hot"`
+	// HotInterval is the time between two lookups of the hot set.
+	HotInterval Duration `yaml:"hot_interval"`
+	// HotShare is the fraction of rate_limit the hot set's lookups may
+	// take; the scans keep the rest, and all of it while the hot set is idle.
+	HotShare float64 `yaml:"hot_share"`
 }
 
 // The poll section's defaults, which the README documents.
@@ -28,6 +39,7 @@ const (
 	defaultRateLimit     = 35.0
 	defaultJitter        = 0.2
 	defaultRegionRefresh = time.Hour
+	defaultHotShare      = 0.25
 )
 
 // defaultPoll is the poll section of a file that leaves it out.
@@ -38,11 +50,15 @@ func defaultPoll() PollConfig {
 		PageConcurrency: cvm.DefaultPageConcurrency,
 		Jitter:          defaultJitter,
 		RegionRefresh:   Duration(defaultRegionRefresh),
+		Hot:             true,
+		HotInterval:     Duration(watcher.DefaultHotInterval),
+		HotShare:        defaultHotShare,
 	}
 }
 
 // validate reports the section's problems under key. Zero is a value only
-// for jitter (no jitter) and max_concurrent_scans (no cap).
+// for jitter (no jitter) and max_concurrent_scans (no cap); hot: false is
+// how the hot set is turned off.
 func (p PollConfig) validate(key string) configErrors {
 	var errs configErrors
 	if d := p.Interval.D(); d < time.Second {
@@ -59,6 +75,12 @@ func (p PollConfig) validate(key string) configErrors {
 	}
 	if d := p.RegionRefresh.D(); d < time.Minute {
 		errs.add(key+".region_refresh", "%v is shorter than 1m", d)
+	}
+	if d := p.HotInterval.D(); d < 100*time.Millisecond || d > time.Minute {
+		errs.add(key+".hot_interval", "%v must be within [100ms, 1m]", d)
+	}
+	if f := p.HotShare; !(f > 0 && f <= 0.9) {
+		errs.add(key+".hot_share", "%v must be in (0, 0.9]: the scans keep the rest of rate_limit", f)
 	}
 	if n := p.MaxConcurrentScans; n < 0 {
 		errs.add(key+".max_concurrent_scans", "%d must not be negative", n)

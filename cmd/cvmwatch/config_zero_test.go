@@ -46,6 +46,23 @@ http: {listen: "127.0.0.1:0"}
 	if got, want := cfg.Events.TombstoneRetention.D(), 7*24*time.Hour; got != want {
 		t.Errorf("events.tombstone_retention left out = %v, want %v", got, want)
 	}
+	if got, want := cfg.Poll.Hot, true; got != want {
+		t.Errorf("poll.hot left out = %v, want %v", got, want)
+	}
+	if got, want := cfg.Poll.HotInterval.D(), time.Second; got != want {
+		t.Errorf("poll.hot_interval left out = %v, want %v", got, want)
+	}
+	if got, want := cfg.Poll.HotShare, 0.25; got != want {
+		t.Errorf("poll.hot_share left out = %v, want %v", got, want)
+	}
+	// hot: false is kept: it is how the hot set is turned off.
+	cfg, err = ParseConfig([]byte("accounts: [{name: prod, regions: [ap-guangzhou]}]\npoll: {hot: false}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Poll.Hot, false; got != want {
+		t.Errorf("poll.hot: false became %v", got)
+	}
 }
 
 // A null, an unset optional ${VAR} and an empty string leave a key its

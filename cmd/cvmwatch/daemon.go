@@ -147,6 +147,7 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		Crash:         crashHook(os.Getenv(crashEnv)),
 		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
 		ActorWait: cfg.Enrich.ActorWait.D(), ActorHorizon: cfg.Enrich.ActorHorizon.D(),
+		HotInterval: cfg.Poll.HotInterval.D(),
 	}, sources)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	m.OutboxState(tg, 1, time.Now())
 	m.Request("a", "DescribeInstancesStatus", "RequestLimitExceeded", time.Millisecond)
 	m.Progress(tg, 1, 2)
+	m.HotLookedUp(tg, 3, 3, c, nil)
 	m.watchStatus(func() []watcher.TargetStatus {
 		return []watcher.TargetStatus{{Target: tg, LastComplete: time.Now()}}
 	})

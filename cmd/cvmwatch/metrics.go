@@ -44,6 +44,7 @@ type metrics struct {
 	relayPublished *prometheus.CounterVec
 	relayFailures  *prometheus.CounterVec
 	enrich         *enrichMetrics
+	hot            *hotMetrics
 }
 
 var (
@@ -108,6 +109,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.enrich = newEnrichMetrics(m.reg)
+	m.hot = newHotMetrics(m.reg)
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_oldest_age_seconds",
 		Help: "Age of the oldest event in any outbox (0 when all are empty)."}, m.oldestAge))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",

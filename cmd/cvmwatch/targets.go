@@ -67,6 +67,17 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 		return watcher.TargetSource{}, err
 	}
 	ts := watcher.TargetSource{Target: t, Source: s, Interval: a.cfg.Interval.D()}
+	if d.cfg.Poll.Hot {
+		// The hot set's lookups: the same API and quota, on the share of it
+		// that every target of the quota has in common.
+		ts.Hot, err = cvm.NewScanner(cvm.ScannerConfig{
+			Target: t, Client: client, Limiter: d.limiters.Share(a.quotaKey, d.cfg.Poll.HotShare),
+			PageConcurrency: d.cfg.Poll.PageConcurrency, Logger: d.log, Observer: d.metrics,
+		})
+		if err != nil {
+			return watcher.TargetSource{}, err
+		}
+	}
 	if d.cfg.Enrich.On() {
 		key := cvm.QuotaKey(a.cred, cvm.ActionDescribeInstances, a.cfg.Endpoint)
 		e, err := cvm.NewEnricher(cvm.EnricherConfig{

@@ -133,18 +133,6 @@ func distribution(ds []time.Duration) Distribution {
 	return Distribution{N: len(ds), P50: rank(50), P90: rank(90), P99: rank(99), Max: Seconds(ds[len(ds)-1])}
 }
 
-// transitional reports whether s is a state an instance passes through on
-// its own way to another: the states DESIGN's hot set looks up.
-func transitional(s watcher.State) bool {
-	switch s {
-	case watcher.StatePending, watcher.StateStarting, watcher.StateStopping, watcher.StateRebooting,
-		watcher.StateTerminating, watcher.StateEnterRescueMode, watcher.StateExitRescueMode,
-		watcher.StateEnterServiceLiveMigrate, watcher.StateServiceLiveMigrate, watcher.StateExitServiceLiveMigrate:
-		return true
-	}
-	return false
-}
-
 // measure computes the Latency of the events tied to the truth by
 // checkTruth; stored has the store time of each event id, last is the last
 // event's observation.
@@ -156,7 +144,7 @@ func measure(tls map[string][]segment, chains map[string][]watcher.Event, matche
 	classes := [2]*Class{&l.Transitional, &l.Stable}
 	var detection, store [2][]time.Duration // per class, as classes
 	class := func(s watcher.State) int {
-		if transitional(s) {
+		if s.Transitional() {
 			return 0
 		}
 		return 1

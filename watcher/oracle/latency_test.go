@@ -259,13 +259,13 @@ func TestTransitional(t *testing.T) {
 	for _, s := range []watcher.State{watcher.StatePending, watcher.StateStarting, watcher.StateStopping,
 		watcher.StateRebooting, watcher.StateTerminating, watcher.StateEnterRescueMode, watcher.StateExitRescueMode,
 		watcher.StateEnterServiceLiveMigrate, watcher.StateServiceLiveMigrate, watcher.StateExitServiceLiveMigrate} {
-		if !transitional(s) {
+		if !s.Transitional() {
 			t.Errorf("%s is not transitional", s)
 		}
 	}
 	for _, s := range []watcher.State{watcher.Absent, watcher.StateRunning, watcher.StateStopped, watcher.StateShutdown,
 		watcher.StateLaunchFailed, watcher.StateRescueMode, "HIBERNATING"} {
-		if transitional(s) {
+		if s.Transitional() {
 			t.Errorf("%s is transitional", s)
 		}
 	}

@@ -1,0 +1,201 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultHotInterval is the time between two lookups of the hot set.
+const DefaultHotInterval = time.Second
+
+// hotBatch is the most IDs one hot lookup asks for (the API's page), and
+// hotWorkers the lookups of one round in flight at once.
+const (
+	hotBatch   = 100
+	hotWorkers = 4
+)
+
+// ErrHotSuperseded is what Observer.HotLookedUp is told when a hot lookup's
+// answer was set aside because a scan of the target committed while it was
+// in flight: the scan may have read the instances later than the lookup did
+// (see the ordering rule on hotRound).
+var ErrHotSuperseded = errors.New("hot lookup superseded by a scan committed meanwhile")
+
+// Lookuper looks instances up by ID. The hot set uses its own, so that its
+// lookups spend a reserved share of the target's quota (see TargetSource.Hot).
+// Implementations are safe for concurrent use and own their retries and
+// rate limiting; the contract is Source.Lookup's.
+type Lookuper interface {
+	Lookup(ctx context.Context, ids []string) (LookupResult, error)
+}
+
+// hotLoop looks up the target's hot set every Config.HotInterval until ctx
+// is done, between and during full scans.
+func (w *Watcher) hotLoop(ctx context.Context, t *target) {
+	tick := time.NewTicker(w.cfg.HotInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w.hotRound(ctx, t)
+	}
+}
+
+// hotRound looks up every instance of the hot set (the live instances in a
+// transitional state, see Snapshot.InMotion) by ID, at most hotBatch per
+// lookup, and commits what changed through the same diff (DiffLookup),
+// enrichment, commit and outbox as a scan. A lookup proves no absence: an
+// instance it does not find is left to the full scans' disappearance rules.
+//
+// Ordering rule. A hot lookup and a full scan of the same target run
+// concurrently, so two observations of one instance can arrive out of the
+// order in which they were read. The rule keeps the snapshot moving only
+// forward in time, per instance, so the diff never turns a stale answer
+// into a transition (no A->B->A from a page read before a lookup that
+// commits after it):
+//
+//   - A hot lookup's answer is applied only if no scan of the target
+//     committed between the moment the lookup started and its commit (such
+//     a scan may have read the instances after the lookup did); otherwise
+//     it is set aside whole (ErrHotSuperseded) and the next round asks
+//     again.
+//   - A scan's observation of an instance is used only if the scan started
+//     after the latest hot lookup that found the instance had returned, or
+//     if it agrees with the snapshot's state. Otherwise (overtaken, see
+//     overtaken) the instance counts as listed, so it is not missing, but
+//     its state is set aside as unreadable: its last sighting stays the
+//     hot lookup's, and the next lookup or scan tells its state.
+//
+// Both checks run under the target's commit lock, which a scan holds from
+// its diff to the snapshot's update and a hot lookup from its diff to its
+// update, so every diff is made against the snapshot its commit follows.
+func (w *Watcher) hotRound(ctx context.Context, t *target) {
+	t.commitMu.Lock()
+	var ids []string
+	if t.snap != nil && t.snap.meta.Baselined {
+		ids = t.snap.InMotion()
+	}
+	t.commitMu.Unlock()
+	if len(ids) == 0 {
+		w.cfg.Observer.HotLookedUp(t.Target, 0, 0, Commit{}, nil)
+		return
+	}
+	batches := slices.Collect(slices.Chunk(ids, hotBatch))
+	next := make(chan []string)
+	var wg sync.WaitGroup
+	for range min(hotWorkers, len(batches)) {
+		wg.Go(func() {
+			for b := range next {
+				w.hotLookup(ctx, t, b, len(ids))
+			}
+		})
+	}
+	for _, b := range batches {
+		select {
+		case next <- b:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// hotLookup looks up one batch of the hot set and commits its changes; see
+// hotRound for the ordering rule.
+func (w *Watcher) hotLookup(ctx context.Context, t *target, ids []string, inMotion int) {
+	if ctx.Err() != nil {
+		return
+	}
+	t.commitMu.Lock()
+	gen := t.scanCommits
+	t.commitMu.Unlock()
+	started := w.cfg.Now()
+	lr, lookupErr := t.hot.Lookup(ctx, ids)
+	done := w.cfg.Now()
+	if ctx.Err() != nil {
+		return
+	}
+	if len(lr.Found) == 0 {
+		w.cfg.Observer.HotLookedUp(t.Target, inMotion, len(ids), Commit{}, lookupErr)
+		return
+	}
+	t.commitMu.Lock()
+	defer t.commitMu.Unlock()
+	if t.scanCommits != gen {
+		w.cfg.Observer.HotLookedUp(t.Target, inMotion, len(ids), Commit{}, ErrHotSuperseded)
+		return
+	}
+	c := DiffLookup(t.snap, t.Target, lr.Found, started, done)
+	if len(c.Events) > 0 {
+		t.enrichMu.Lock()
+		w.enrich(ctx, t, &c, w.cfg.HotInterval) // a hot commit waits for actors one interval at most
+		_, _, err := w.cfg.Store.Commit(ctx, t.Target, c)
+		t.enrichMu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				t.log.Warn("hot lookup not committed", "events", len(c.Events), "err", err)
+			}
+			w.cfg.Observer.HotLookedUp(t.Target, inMotion, len(ids), Commit{}, err)
+			return
+		}
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+	// Every instance found was seen at started: in memory only (see
+	// Snapshot.Apply), so an unchanged hot set writes nothing.
+	t.snap.Apply(c, Scan{Target: t.Target, Observations: lr.Found, Stats: ScanStats{Started: started}})
+	for _, o := range lr.Found {
+		t.hotSeen[o.InstanceID] = done
+	}
+	w.cfg.Observer.HotLookedUp(t.Target, inMotion, len(ids), c, lookupErr)
+	if len(c.Events) > 0 {
+		t.log.Debug("hot lookup", "asked", len(ids), "found", len(lr.Found), "events", len(c.Events))
+	}
+}
+
+// overtaken applies the scan half of hotRound's ordering rule before a
+// scan is diffed: an observation of an instance that a hot lookup found
+// after the scan had started (so possibly later than the scan's page read
+// it), and that disagrees with the snapshot, is moved to Unreadable.
+// Sightings older than the scan's start are forgotten: no later scan can be
+// overtaken by them. The caller holds t.commitMu.
+func (t *target) overtaken(scan Scan) (Scan, int) {
+	for id, at := range t.hotSeen {
+		if scan.Stats.Started.After(at) {
+			delete(t.hotSeen, id)
+		}
+	}
+	if len(t.hotSeen) == 0 {
+		return scan, 0
+	}
+	var keep []Observation
+	var set []string
+	for i, o := range scan.Observations {
+		_, hot := t.hotSeen[o.InstanceID]
+		if rec, ok := t.snap.Get(o.InstanceID); !hot || !ok || rec.State == o.State {
+			if set != nil {
+				keep = append(keep, o)
+			}
+			continue
+		}
+		if set == nil {
+			keep = slices.Clone(scan.Observations[:i])
+		}
+		set = append(set, o.InstanceID)
+	}
+	if set == nil {
+		return scan, 0
+	}
+	scan.Observations = keep
+	scan.Unreadable = slices.Concat(scan.Unreadable, set)
+	slices.Sort(scan.Unreadable)
+	return scan, len(set)
+}
