@@ -98,3 +98,40 @@ func connect(t *testing.T, url string) jetstream.JetStream {
 	}
 	return js
 }
+
+// A cluster of three elects a meta leader, keeps an R3 stream through the
+// loss of a node, and the node started again rejoins.
+func TestClusterServesAnR3StreamThroughANodeLoss(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	js := connect(t, c.URLs())
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "r3.one", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[0].Kill()
+	var err error
+	for range 100 {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		_, err = js.Publish(pctx, "r3.two", []byte("2"))
+		pcancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("publish with one node of three down: %v", err)
+	}
+	c.Nodes[0].Start()
+	c.WaitReady(t)
+	st, err := js.Stream(ctx, "R3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.CachedInfo().State.Msgs, uint64(2); got != want {
+		t.Fatalf("messages = %d, want %d", got, want)
+	}
+}

@@ -1,0 +1,60 @@
+package publisher_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/watcher"
+)
+
+// A replica that lost its target (another claimed the epoch) cannot store
+// an event conflicting with the new owner's: same instance and sequence,
+// other content.
+func TestFencedPublisherIsRefusedOnceAnotherClaimsTheEpoch(t *testing.T) {
+	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	const epoch = "cvm.epoch.prod.ap-guangzhou"
+	claim := func(replica string, token uint64) *publisher.JetStream {
+		seq, err := publisher.ClaimEpoch(t.Context(), js, epoch, replica, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return MustNewJetStream(t, publisher.Fenced(js, func(string) (string, uint64, bool) { return epoch, seq, true }), publisher.JetStreamConfig{})
+	}
+	ev := func(to watcher.State) watcher.Event {
+		return watcher.Event{ID: watcher.EventID(tgt, "ins-1", 2, watcher.StateRunning, to), Target: tgt, InstanceID: "ins-1",
+			From: watcher.StateRunning, To: to, Sequence: 2, ObservedAt: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	}
+	old := claim("a", 1)
+	if n, err := old.Publish(t.Context(), []watcher.Event{ev(watcher.StateStopping)}); n != 1 || err != nil {
+		t.Fatalf("owner's publish = %d, %v", n, err)
+	}
+	next := claim("b", 2)
+	n, err := old.Publish(t.Context(), []watcher.Event{ev(watcher.StateStopped)})
+	var apiErr *jetstream.APIError
+	if n != 0 || !errors.As(err, &apiErr) {
+		t.Fatalf("stale owner's publish = %d, %v; want 0 and the server's refusal", n, err)
+	}
+	if n, err := next.Publish(t.Context(), []watcher.Event{ev(watcher.StateStopped)}); n != 1 || err != nil {
+		t.Fatalf("new owner's publish = %d, %v", n, err)
+	}
+	st, err := js.Stream(t.Context(), publisher.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.CachedInfo().State.Msgs, uint64(4); got != want { // 2 epochs, 2 events
+		t.Fatalf("stream holds %d messages, want %d", got, want)
+	}
+	none := MustNewJetStream(t, publisher.Fenced(js, func(string) (string, uint64, bool) { return "", 0, false }), publisher.JetStreamConfig{})
+	if _, err := none.Publish(t.Context(), []watcher.Event{ev(watcher.StateStopped)}); !errors.Is(err, publisher.ErrNoEpoch) {
+		t.Fatalf("publish without an epoch = %v, want ErrNoEpoch", err)
+	}
+}
