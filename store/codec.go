@@ -53,3 +53,17 @@ func ValidateCommit(c watcher.Commit) error { return validateCommit(c) }
 
 // ValidateEnrichments refuses the enrichments PutEnrichments refuses.
 func ValidateEnrichments(es []watcher.Enrichment) error { return validateEnrich(es) }
+
+// AppendPending appends the encoding of a pending attribution without its
+// EventID (the key).
+func AppendPending(dst []byte, p watcher.PendingAttribution) ([]byte, error) {
+	return appendPending(dst, p)
+}
+
+// DecodePending decodes the pending attribution of event id.
+func DecodePending(eventID string, val []byte) (watcher.PendingAttribution, error) {
+	return decodePending([]byte(eventID), val)
+}
+
+// ValidateFollowUps refuses the follow-ups ResolveAttributions refuses.
+func ValidateFollowUps(events []watcher.Event) error { return validateFollowUps(events) }

@@ -17,6 +17,8 @@
 //	'r' id str, record bytes      put a record
 //	'd' id str                    delete a record and its enrichment
 //	'n' id str, enrichment bytes  put an enrichment
+//	'p' event id str, bytes       put a pending attribution (actor lookup)
+//	'q' event id str              remove a pending attribution (resolved)
 //	'e' seq uvarint, event bytes  append an outbox entry
 //	'a' upTo uvarint              acknowledge outbox entries <= upTo
 //	'x' next uvarint              the next outbox sequence

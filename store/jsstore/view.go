@@ -22,6 +22,10 @@ const (
 	opAck    = 'a'
 	opNext   = 'x'
 	opMeta   = 'm'
+	// opPending records a pending attribution (event id, value);
+	// opResolved removes one (event id).
+	opPending  = 'p'
+	opResolved = 'q'
 )
 
 // view is one target's state as its journal holds it, values kept encoded
@@ -30,7 +34,8 @@ const (
 type view struct {
 	records map[string][]byte
 	enrich  map[string][]byte
-	outbox  []entry // ascending Seq
+	pending map[string][]byte // pending attributions by event id
+	outbox  []entry           // ascending Seq
 	next    uint64
 	meta    watcher.ScanMeta
 	metaSet bool // a meta op was applied: the target was committed
@@ -42,12 +47,12 @@ type entry struct {
 }
 
 func newView() *view {
-	return &view{records: map[string][]byte{}, enrich: map[string][]byte{}, next: 1}
+	return &view{records: map[string][]byte{}, enrich: map[string][]byte{}, pending: map[string][]byte{}, next: 1}
 }
 
 // empty reports whether the target has nothing at all.
 func (v *view) empty() bool {
-	return !v.metaSet && len(v.records) == 0 && len(v.enrich) == 0 && len(v.outbox) == 0 && v.next == 1
+	return !v.metaSet && len(v.records) == 0 && len(v.enrich) == 0 && len(v.pending) == 0 && len(v.outbox) == 0 && v.next == 1
 }
 
 // appendStr appends a uvarint length and b.
@@ -78,6 +83,13 @@ func encodeCommit(c watcher.Commit, next uint64) ([]byte, error) {
 	}
 	if b, err = appendEnrich(b, c.Enrich); err != nil {
 		return nil, err
+	}
+	for _, p := range c.Pending {
+		val, err := store.AppendPending(nil, p)
+		if err != nil {
+			return nil, fmt.Errorf("pending attribution %s: %w", watcher.Quote(p.EventID), err)
+		}
+		b = appendStr(appendStr(append(b, opPending), p.EventID), string(val))
 	}
 	for i, e := range c.Events {
 		b = binary.AppendUvarint(append(b, opEvent), next+uint64(i))
@@ -114,6 +126,9 @@ func (v *view) encodeSnapshot() []byte {
 	}
 	for _, id := range slices.Sorted(mapsKeys(v.enrich)) {
 		b = appendStr(appendStr(append(b, opEnrich), id), string(v.enrich[id]))
+	}
+	for _, id := range slices.Sorted(mapsKeys(v.pending)) {
+		b = appendStr(appendStr(append(b, opPending), id), string(v.pending[id]))
 	}
 	for _, e := range v.outbox {
 		b = appendStr(binary.AppendUvarint(append(b, opEvent), e.seq), string(e.ev))
@@ -163,6 +178,14 @@ func (v *view) apply(body []byte) error {
 				return fmt.Errorf("%w: enrichment %s: %v", ErrCorrupt, watcher.Quote(id), err)
 			}
 			v.enrich[id] = val
+		case opPending:
+			id, val := r.str(), r.bytes()
+			if _, err := store.DecodePending(id, val); r.err == nil && err != nil {
+				return fmt.Errorf("%w: pending attribution %s: %v", ErrCorrupt, watcher.Quote(id), err)
+			}
+			v.pending[id] = val
+		case opResolved:
+			delete(v.pending, r.str())
 		case opEvent:
 			seq, val := r.uvarint(), r.bytes()
 			if _, err := store.DecodeEvent(val); r.err == nil && err != nil {
