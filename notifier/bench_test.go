@@ -94,7 +94,7 @@ func BenchmarkPipelinePerEvent(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		e := ev(fmt.Sprintf("ins-%08d", i), 2, watcher.StateRunning, watcher.StateStopped, now)
-		e.Instance = &Instance{Name: fmt.Sprintf("web-%d", i), Tags: map[string]string{"env": "prod"}}
+		e.Instance = &watcher.Instance{Name: fmt.Sprintf("web-%d", i), Tags: []watcher.Tag{{Key: "env", Value: "prod"}}}
 		if err := p.Submit(ctx, e, now, func() { done.Add(1) }); err != nil {
 			b.Fatal(err)
 		}

@@ -1,66 +1,29 @@
 package notifier
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // Event is one state event as the notifier reads it: the transition, and
-// the enrichment the watcher may add (see DESIGN "Enrichment"). Instance and
-// Operation are nil when the event has none; everything that shows an event
-// then falls back to its instance ID.
+// the enrichment the watcher may add (see DESIGN "Enrichment"), both as
+// watcher.UnmarshalCloudEvent decodes them, so the wire contract has one
+// definition. Instance, Operation and Actor are nil when the event has
+// none; everything that shows an event then falls back to its instance ID.
 type Event struct {
 	watcher.Event
-	Instance  *Instance
-	Operation *Operation
 	// Raw is the CloudEvent body as read; nil for an Event built in Go.
 	Raw []byte
 }
 
-// Instance is the optional data.instance of an event.
-type Instance struct {
-	Name         string            `json:"name"`
-	Zone         string            `json:"zone"`
-	InstanceType string            `json:"instanceType"`
-	PrivateIPs   []string          `json:"privateIps"`
-	PublicIPs    []string          `json:"publicIps"`
-	Tags         map[string]string `json:"tags"`
-	ChargeType   string            `json:"chargeType"`
-}
-
-// Operation is the optional data.operation of an event: the API call that
-// caused the change, and who made it when known.
-type Operation struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	RequestID string `json:"requestId"`
-	Error     string `json:"error"`
-	Actor     *Actor `json:"actor"`
-}
-
-// Actor is who made an operation, from CloudAudit.
-type Actor struct {
-	Username  string `json:"username"`
-	SourceIP  string `json:"sourceIp"`
-	EventName string `json:"eventName"`
-}
-
-// enrichment is the part of an event body the watcher package does not
-// decode.
-type enrichment struct {
-	Data struct {
-		Instance  *Instance  `json:"instance"`
-		Operation *Operation `json:"operation"`
-	} `json:"data"`
-}
-
-// DecodeEvent decodes a CloudEvent body of the stream. A body without
-// enrichment decodes with nil Instance and Operation; malformed enrichment
-// is ignored (the transition itself is what must not be lost). An event
-// whose id is not a token of [A-Za-z0-9_-] (the watcher's ids are hex) is
-// an error: it could be neither looked up nor recorded in the dedupe memory.
+// DecodeEvent decodes a state event of the stream, its enrichment
+// included. A body without enrichment decodes with nil Instance, Operation
+// and Actor. An event whose id is not a token of [A-Za-z0-9_-] (the
+// watcher's ids are hex) is an error: it could be neither looked up nor
+// recorded in the dedupe memory. So is a follow-up
+// (watcher.TypeAttributed): it has no transition to route or show, and the
+// notifier does not read them (see the README's notifier section).
 func DecodeEvent(b []byte) (Event, error) {
 	we, err := watcher.UnmarshalCloudEvent(b)
 	if err != nil {
@@ -69,12 +32,10 @@ func DecodeEvent(b []byte) (Event, error) {
 	if err := watcher.ValidateToken(we.ID); err != nil {
 		return Event{}, fmt.Errorf("cloudevent: id %s: %w", watcher.Quote(we.ID), err)
 	}
-	e := Event{Event: we, Raw: b}
-	var en enrichment
-	if json.Unmarshal(b, &en) == nil {
-		e.Instance, e.Operation = en.Data.Instance, en.Data.Operation
+	if we.Completes != "" {
+		return Event{}, fmt.Errorf("cloudevent: %s is a follow-up (%s), not a state event", we.ID, watcher.TypeAttributed)
 	}
-	return e, nil
+	return Event{Event: we, Raw: b}, nil
 }
 
 // Name is the instance's name, or "" when the event does not say.
@@ -90,8 +51,12 @@ func (e Event) Tag(key string) (string, bool) {
 	if e.Instance == nil {
 		return "", false
 	}
-	v, ok := e.Instance.Tags[key]
-	return v, ok
+	for _, t := range e.Instance.Tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
 }
 
 // Label is how a person reads the instance: "web-01 (ins-r8hr2upy)", or

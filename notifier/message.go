@@ -214,8 +214,8 @@ func itemLine(it Item, s Style, tags []string) string {
 	}
 	if op := it.Operation; op != nil && op.Name != "" {
 		b.WriteString(" (" + s.Escape(op.Name))
-		if op.Actor != nil && op.Actor.Username != "" {
-			b.WriteString(" by " + s.Escape(op.Actor.Username))
+		if a := it.Actor; a != nil && a.Username != "" {
+			b.WriteString(" by " + s.Escape(a.Username))
 		}
 		if op.State != "" && op.State != "SUCCESS" {
 			b.WriteString(", " + s.Escape(op.State))
@@ -247,12 +247,13 @@ func ParseTemplate(name, text string) (*template.Template, error) {
 func SampleEvents() []Event {
 	t := time.Date(2026, 11, 26, 23, 10, 0, 0, time.UTC)
 	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
-	inst := &Instance{Name: "web-01", Zone: "ap-guangzhou-3", InstanceType: "S5.MEDIUM4",
-		PrivateIPs: []string{"10.0.0.12"}, Tags: map[string]string{"env": "prod", "team": "web"}}
-	op := &Operation{Name: "RebootInstances", State: "SUCCESS", RequestID: "6e1c", Actor: &Actor{Username: "ops-bot"}}
+	inst := &watcher.Instance{Name: "web-01", Zone: "ap-guangzhou-3", InstanceType: "S5.MEDIUM4",
+		PrivateIPs: []string{"10.0.0.12"}, Tags: []watcher.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "web"}}}
+	op := &watcher.Operation{Name: "RebootInstances", State: "SUCCESS", RequestID: "6e1c"}
+	actor := &watcher.Actor{Username: "ops-bot"}
 	return []Event{
-		{Event: watcher.Event{ID: "sample-1", Target: tgt, InstanceID: "ins-r8hr2upy", From: watcher.StateRunning, To: watcher.StateRebooting, Sequence: 7, ObservedAt: t}, Instance: inst, Operation: op},
-		{Event: watcher.Event{ID: "sample-2", Target: tgt, InstanceID: "ins-r8hr2upy", From: watcher.StateRebooting, To: watcher.StateRunning, Sequence: 8, ObservedAt: t.Add(30 * time.Second)}, Instance: inst, Operation: op},
+		{Event: watcher.Event{ID: "sample-1", Target: tgt, InstanceID: "ins-r8hr2upy", From: watcher.StateRunning, To: watcher.StateRebooting, Sequence: 7, ObservedAt: t, Instance: inst, Operation: op, Actor: actor}},
+		{Event: watcher.Event{ID: "sample-2", Target: tgt, InstanceID: "ins-r8hr2upy", From: watcher.StateRebooting, To: watcher.StateRunning, Sequence: 8, ObservedAt: t.Add(30 * time.Second), Instance: inst, Operation: op, Actor: actor}},
 		{Event: watcher.Event{ID: "sample-3", Target: tgt, InstanceID: "ins-0000bare", From: watcher.StateRunning, To: watcher.StateStopped, Sequence: 3, ObservedAt: t}},
 	}
 }

@@ -3,6 +3,8 @@ package notifier
 import (
 	"strings"
 	"testing"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 func TestUserTemplateGetsTheDataModel(t *testing.T) {
@@ -41,8 +43,8 @@ func TestDefaultTemplateShowsEnrichmentOrIDs(t *testing.T) {
 // Slack documents.
 func TestSlackTextEscapesControlCharacters(t *testing.T) {
 	e := SampleEvents()[2]
-	e.Instance = &Instance{Name: "<!channel> & co", Tags: map[string]string{"env": "<https://evil.example|prod>"}}
-	e.Operation = &Operation{Name: "StopInstances", Actor: &Actor{Username: "<@U123>"}}
+	e.Instance = &watcher.Instance{Name: "<!channel> & co", Tags: []watcher.Tag{{Key: "env", Value: "<https://evil.example|prod>"}}}
+	e.Operation, e.Actor = &watcher.Operation{Name: "StopInstances"}, &watcher.Actor{Username: "<@U123>"}
 	m, err := Render(&Route{Name: "r", ShowTags: []string{"env"}}, StyleSlack, 3000, []Event{e}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +66,8 @@ func TestSlackTextEscapesControlCharacters(t *testing.T) {
 // that holds one reaches the room with full-width brackets: shown, inert.
 func TestMarkdownTextCannotMention(t *testing.T) {
 	e := SampleEvents()[2]
-	e.Instance = &Instance{Name: "<@all>", Tags: map[string]string{"env": `<at id=all></at>`}}
-	e.Operation = &Operation{Name: "StopInstances", Actor: &Actor{Username: `<font color="warning">boss</font>`}}
+	e.Instance = &watcher.Instance{Name: "<@all>", Tags: []watcher.Tag{{Key: "env", Value: `<at id=all></at>`}}}
+	e.Operation, e.Actor = &watcher.Operation{Name: "StopInstances"}, &watcher.Actor{Username: `<font color="warning">boss</font>`}
 	for _, style := range []Style{StyleWeCom, StyleMarkdown} {
 		m, err := Render(&Route{Name: "r", ShowTags: []string{"env"}}, style, 4096, []Event{e}, false)
 		if err != nil {

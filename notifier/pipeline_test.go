@@ -119,7 +119,7 @@ func TestPipelineRoutesInOrderWithContinueAndDrop(t *testing.T) {
 		}
 		r := newRig(t, routes, map[string]notifiertest.Kind{"ops": notifiertest.Slack, "prod": notifiertest.WeCom, "rest": notifiertest.DingTalk}, nil)
 		tagged := func(e Event, env string) Event {
-			e.Instance = &Instance{Name: "n-" + e.InstanceID, Tags: map[string]string{"env": env}}
+			e.Instance = &watcher.Instance{Name: "n-" + e.InstanceID, Tags: []watcher.Tag{{Key: "env", Value: env}}}
 			return e
 		}
 		night := time.Date(2026, 11, 26, 23, 0, 0, 0, time.FixedZone("CST", 8*3600))
@@ -209,7 +209,7 @@ func TestPipelineCoversEveryEventBeyondTheSize(t *testing.T) {
 		now := time.Now()
 		for i := range 500 {
 			e := ev(fmt.Sprintf("ins-%04d", i), 2, "RUNNING", "STOPPED", now)
-			e.Instance = &Instance{Name: fmt.Sprintf("服务器-%04d", i)}
+			e.Instance = &watcher.Instance{Name: fmt.Sprintf("服务器-%04d", i)}
 			r.submit(t, e)
 		}
 		synctest.Wait()

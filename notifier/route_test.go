@@ -3,6 +3,8 @@ package notifier
 import (
 	"testing"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 func TestRouterFilterIsTheNarrowestCommonSubject(t *testing.T) {
@@ -39,7 +41,7 @@ func TestRouterFilterIsTheNarrowestCommonSubject(t *testing.T) {
 
 func TestTagRules(t *testing.T) {
 	tagged := ev("ins-a", 2, "RUNNING", "STOPPED", time.Now())
-	tagged.Instance = &Instance{Name: "web-01", Tags: map[string]string{"env": "prod", "team": ""}}
+	tagged.Instance = &watcher.Instance{Name: "web-01", Tags: []watcher.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: ""}}}
 	bare := ev("ins-b", 2, "RUNNING", "STOPPED", time.Now())
 	for _, tc := range []struct {
 		rule             string
@@ -72,7 +74,7 @@ func TestTagRules(t *testing.T) {
 func TestMatchByNameGlobNeedsAName(t *testing.T) {
 	m := Match{Instances: []string{"web-*"}}
 	named := ev("ins-a", 2, "RUNNING", "STOPPED", time.Now())
-	named.Instance = &Instance{Name: "web-01"}
+	named.Instance = &watcher.Instance{Name: "web-01"}
 	if !m.Matches(named) {
 		t.Fatal("web-* does not match an instance named web-01")
 	}
