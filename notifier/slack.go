@@ -2,7 +2,9 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -34,10 +36,32 @@ func (s *Slack) Request(ctx context.Context, m Message, _ time.Time) (*http.Requ
 }
 
 // Answer: 2xx is accepted, 429 is throttling (Retry-After), 5xx temporary,
-// any other status (invalid_payload, channel_not_found, ...) permanent.
+// any other status (invalid_payload, channel_not_found, ...) permanent. A
+// JSON answer ({"ok":false,"error":...}) is read whatever the status:
+// ok false is a refusal even in a 2xx, and error rate_limited is
+// throttling, waiting the longer of Retry-After and its retry_after.
 func (*Slack) Answer(status int, h http.Header, body []byte) error {
-	if r := httpRefusal(status, h, body); r != nil {
-		return r
+	r := httpRefusal(status, h, body)
+	var ans struct {
+		OK         *bool  `json:"ok"`
+		Error      string `json:"error"`
+		RetryAfter int    `json:"retry_after"`
 	}
-	return nil
+	if json.Unmarshal(body, &ans) != nil || ans.OK == nil || (*ans.OK && r == nil) {
+		if r != nil {
+			return r
+		}
+		return nil
+	}
+	if r == nil {
+		r = &Refusal{Status: status}
+	}
+	if !*ans.OK && ans.Error != "" {
+		r.Msg = truncateUTF8(ans.Error, 200)
+	}
+	if ans.Error == "rate_limited" {
+		wait := retryAfter(strconv.Itoa(ans.RetryAfter)) // capped as the header is
+		r.Throttled, r.Temporary, r.RetryAfter = true, true, max(r.RetryAfter, wait)
+	}
+	return r
 }

@@ -44,7 +44,7 @@ func (w *WeCom) Request(ctx context.Context, m Message, _ time.Time) (*http.Requ
 	return jsonRequest(ctx, w.URL, body)
 }
 
-// Answer: errcode 0 in HTTP 200 is accepted; 45009 is throttling.
+// Answer: errcode 0 is accepted; 45009 is throttling, in any status.
 func (*WeCom) Answer(status int, h http.Header, body []byte) error {
 	return errcodeAnswer(status, h, body, "errcode", "errmsg", map[int]time.Duration{WeComThrottled: time.Minute})
 }
@@ -66,31 +66,41 @@ func jsonRequest(ctx context.Context, url string, body any) (*http.Request, erro
 	return req, nil
 }
 
-// errcodeAnswer judges the answer of a platform that reports in the body
-// of an HTTP 200: {codeKey: 0} is accepted; a code in throttle is
-// throttling with its wait; another code is a permanent refusal.
+// errcodeAnswer judges the answer of a platform that reports in a JSON
+// body ({codeKey: N, msgKey: "..."}) by that code, whatever the HTTP
+// status: code 0 in a 2xx is accepted; a code in throttle is throttling,
+// waiting the longer of its wait and Retry-After; another code is a
+// refusal, temporary when the status is (5xx, 408, 429), else for good. A
+// 2xx without a readable code is not an acceptance (something other than
+// the platform answered): a temporary refusal. A non-2xx without a code,
+// or with code 0, is judged by its status.
 func errcodeAnswer(status int, h http.Header, body []byte, codeKey, msgKey string, throttle map[int]time.Duration) error {
-	if r := httpRefusal(status, h, body); r != nil {
-		return r
-	}
+	byStatus := httpRefusal(status, h, body)
 	var ans map[string]json.RawMessage
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return &Refusal{Status: status, Msg: "answer is not JSON: " + snippet(body), Temporary: true}
-	}
 	var code int
-	if raw, ok := ans[codeKey]; ok {
-		if err := json.Unmarshal(raw, &code); err != nil {
-			return &Refusal{Status: status, Msg: "answer " + codeKey + " is not a number", Temporary: true}
-		}
+	raw, has := []byte(nil), false
+	if json.Unmarshal(body, &ans) == nil {
+		raw, has = ans[codeKey]
 	}
-	if code == 0 {
+	if has && json.Unmarshal(raw, &code) != nil {
+		has = false
+	}
+	switch {
+	case (!has || code == 0) && byStatus != nil:
+		return byStatus
+	case !has:
+		return &Refusal{Status: status, Msg: "answer has no " + codeKey + ": " + snippet(body), Temporary: true}
+	case code == 0:
 		return nil
 	}
 	var msg string
 	_ = json.Unmarshal(ans[msgKey], &msg)
 	r := &Refusal{Status: status, Code: code, Msg: truncateUTF8(msg, 200)}
+	if byStatus != nil {
+		r.Throttled, r.Temporary, r.RetryAfter = byStatus.Throttled, byStatus.Temporary, byStatus.RetryAfter
+	}
 	if wait, ok := throttle[code]; ok {
-		r.Throttled, r.Temporary, r.RetryAfter = true, true, wait
+		r.Throttled, r.Temporary, r.RetryAfter = true, true, max(wait, r.RetryAfter)
 	}
 	return r
 }
