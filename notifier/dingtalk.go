@@ -39,9 +39,11 @@ const (
 	dingTalkPenalty   = 10 * time.Minute
 )
 
-// Limits: 20 a minute; 18000 bytes of text, leaving room in the 20000-byte
-// body for the JSON around it.
-func (*DingTalk) Limits() Limits { return Limits{Every: perMinute(20), MaxBytes: 18000} }
+// Limits: 20 a minute; a body of 20000 bytes, the text aiming at 18000 to
+// leave room for the JSON around it and its escapes.
+func (*DingTalk) Limits() Limits {
+	return Limits{Every: perMinute(20), MaxBytes: 18000, MaxBody: 20000}
+}
 
 // Style is markdown.
 func (*DingTalk) Style() Style { return StyleMarkdown }

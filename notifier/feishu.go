@@ -38,9 +38,9 @@ const (
 	feishuThrottledWait = 10 * time.Second
 )
 
-// Limits: 100 a minute (which also keeps within 5 a second); 18000 bytes
-// of text within the 20 KB body.
-func (*Feishu) Limits() Limits { return Limits{Every: perMinute(100), MaxBytes: 18000} }
+// Limits: 100 a minute (which also keeps within 5 a second); a body of 20
+// KB, taken as 20000 bytes, the text aiming at 18000.
+func (*Feishu) Limits() Limits { return Limits{Every: perMinute(100), MaxBytes: 18000, MaxBody: 20000} }
 
 // Style is markdown (of a card).
 func (*Feishu) Style() Style { return StyleMarkdown }

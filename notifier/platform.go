@@ -41,8 +41,31 @@ type Limits struct {
 	// with a margin (see perMinute), so that no window of the platform's
 	// length ever holds more than its limit.
 	Every time.Duration
-	// MaxBytes is the most a message's text may hold, in bytes of UTF-8.
+	// MaxBytes is the most a message's text may hold, in bytes of UTF-8;
+	// with MaxBody, only what the default template aims at.
 	MaxBytes int
+	// MaxBody, when not 0, is the most the request's body may hold, in
+	// bytes: the JSON around the text, and the text as JSON escapes it
+	// (see Parts).
+	MaxBody int
+}
+
+// Parts cuts m's text into the parts p takes, one request each: at most
+// Limits().MaxBytes bytes of text, or, for a platform that bounds the
+// request body (Limits().MaxBody), text whose request, m's title and
+// signature included, is at most MaxBody bytes. now is the signing time.
+func Parts(ctx context.Context, p Platform, m Message, now time.Time) ([]string, error) {
+	lim := p.Limits()
+	if lim.MaxBody == 0 {
+		return Split(m.Text, lim.MaxBytes), nil
+	}
+	empty := m
+	empty.Text = ""
+	req, err := p.Request(ctx, empty, now)
+	if err != nil {
+		return nil, err
+	}
+	return SplitEncoded(m.Text, lim.MaxBody-int(req.ContentLength)), nil
 }
 
 // perMinute is the interval between messages that keeps any 60-second

@@ -40,9 +40,9 @@ type SenderOptions struct {
 }
 
 // Sender posts messages to one webhook, within its platform's limits: one
-// message at a time, no closer together than Limits().Every, split at
-// Limits().MaxBytes, retried with backoff (watcher.Backoff, 1 s doubling to
-// 5 min) that waits at least what the platform asked (Retry-After, a
+// message at a time, no closer together than Limits().Every, split as
+// Parts says (Limits().MaxBytes, or the encoded body's Limits().MaxBody),
+// retried with backoff (watcher.Backoff, 1 s doubling to 5 min) that waits at least what the platform asked (Retry-After, a
 // throttle code's wait). A Sender is used by one goroutine at a time.
 type Sender struct {
 	name     string
@@ -85,7 +85,11 @@ func (s *Sender) Platform() Platform { return s.platform }
 // are not sent); ctx's error when ctx ended first (the message is then
 // neither sent nor given up, and must be tried again).
 func (s *Sender) Send(ctx context.Context, m Message) error {
-	parts := Split(m.Text, s.platform.Limits().MaxBytes)
+	parts, err := Parts(ctx, s.platform, m, time.Now())
+	if err != nil {
+		s.metrics.MessagesDropped.WithLabelValues(s.name).Inc()
+		return fmt.Errorf("sink %s: %w: %w", s.name, ErrGiveUp, err)
+	}
 	for i, text := range parts {
 		part := m
 		part.Text = text

@@ -205,6 +205,40 @@ func TestSenderSplitsAnOversizeMessage(t *testing.T) {
 	})
 }
 
+// TestSenderSplitsOnTheEncodedBody: DingTalk and Feishu bound the request
+// body (20000 bytes), not the text; a text within MaxBytes whose quotes,
+// backslashes and tabs JSON doubles would make a body over the limit, which
+// the room refuses for good. The parts are cut on the body as encoded.
+func TestSenderSplitsOnTheEncodedBody(t *testing.T) {
+	for _, kind := range []notifiertest.Kind{notifiertest.DingTalk, notifiertest.Feishu} {
+		t.Run(string(kind), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				room := notifiertest.NewRoom(kind, notifiertest.Options{Secret: "s3cret", MaxBytes: 20000})
+				p := platformOf(kind, "http://room.invalid", "s3cret")
+				s := NewSender("room", p, SenderOptions{Client: room.Client()})
+				var lines []string
+				for n := 0; n < p.Limits().MaxBytes-40; n += 30 {
+					lines = append(lines, `- "web\\01"`+"\t"+`<&> "STOPPED"`)
+				}
+				text := strings.Join(lines, "\n")
+				if err := s.Send(context.Background(), Message{Title: "t", Text: text}); err != nil {
+					t.Fatalf("Send of a %d-byte text: %v (refused: %q)", len(text), err, room.Refused())
+				}
+				var got []string
+				for _, m := range room.Messages() {
+					got = append(got, m.Text)
+				}
+				if len(got) < 2 {
+					t.Fatalf("a %d-byte text that doubles when encoded went as %d part(s)", len(text), len(got))
+				}
+				if strings.Join(got, "\n") != text {
+					t.Fatal("the parts do not make the text")
+				}
+			})
+		})
+	}
+}
+
 // TestSenderDoesNotFollowARedirect: a webhook that answers with a redirect
 // did not take the message (a client following a 302 would turn the POST
 // into a GET, and a 200 to that GET would count as accepted): the message

@@ -1,6 +1,8 @@
 package notifier
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -89,6 +91,32 @@ func TestSplitKeepsATableHeaderWithItsSeparator(t *testing.T) {
 		}
 		if strings.HasPrefix(p, sep) {
 			t.Fatalf("part %d starts with a separator and no header:\n%s", i, p)
+		}
+	}
+}
+
+// TestSplitEncodedMeasuresTheEscapedText: quotes, backslashes, control
+// characters, U+2028 and invalid UTF-8 grow when JSON encodes them; each
+// part, as encoded, is within max, and the parts make the text.
+func TestSplitEncodedMeasuresTheEscapedText(t *testing.T) {
+	line := "- \"a\\b\"\t\x01 \u2028 \xff <&> 实例"
+	text := strings.TrimSuffix(strings.Repeat(line+"\n", 40), "\n") + strings.Repeat("\"", 300)
+	for _, max := range []int{6, 7, 50, 333} {
+		parts := SplitEncoded(text, max)
+		for i, p := range parts {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(p); err != nil {
+				t.Fatal(err)
+			}
+			if n := b.Len() - len("\"\"\n"); n > max {
+				t.Fatalf("max %d: part %d encodes to %d bytes", max, i, n)
+			}
+		}
+		// Lines cut in the middle gain a line break at the cut.
+		if got := strings.Join(parts, ""); strings.ReplaceAll(got, "\n", "") != strings.ReplaceAll(text, "\n", "") {
+			t.Fatalf("max %d: the parts do not make the text", max)
 		}
 	}
 }

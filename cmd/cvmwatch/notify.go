@@ -280,7 +280,10 @@ func (r *notifyRunner) dryRun(ctx context.Context, since time.Duration, out io.W
 			if err != nil {
 				return err
 			}
-			parts := notifier.Split(m.Text, p.Limits().MaxBytes)
+			parts, err := notifier.Parts(ctx, p, m, time.Now())
+			if err != nil {
+				return err
+			}
 			for i, part := range parts {
 				fmt.Fprintf(out, "\n--- route %s -> sink %s (%s), part %d of %d ---\n%s\n", rt.Name, sink, p, i+1, len(parts), part)
 			}
