@@ -61,11 +61,22 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream, prefix stri
 // started, with an ordered consumer (nothing is left on the server). It never
 // waits for messages to come. On an error it returns what it read so far.
 func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string) ([]StoredMessage, error) {
+	return ReadSince(ctx, js, stream, filter, time.Time{})
+}
+
+// ReadSince is ReadAll from the first message stored at or after start
+// (from the first one if start is zero): the server skips the older ones,
+// which are never sent.
+func ReadSince(ctx context.Context, js jetstream.JetStream, stream, filter string, start time.Time) ([]StoredMessage, error) {
 	s, err := lookup(ctx, js, stream)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	if !start.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}

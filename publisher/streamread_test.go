@@ -148,3 +148,44 @@ func TestDescribeStreamCountsWhatIsUnderThePrefix(t *testing.T) {
 		t.Fatalf("ReadAll of %s = %d messages, want %d", one, len(msgs), mine)
 	}
 }
+
+// TestReadSinceStartsAtItsTime: ReadSince returns the messages stored at or
+// after start, in order, and none before; a zero start reads them all.
+func TestReadSinceStartsAtItsTime(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+	nc := MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}})
+	js := MustJetStream(t, nc, 5*time.Second)
+	if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := publisher.NewJetStream(js, publisher.JetStreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := publishertest.Events([]watcher.Target{prod}, 5, 40)
+	if acked, err := p.Publish(ctx, events[:30]); acked != 30 || err != nil {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	start := time.Now() // after the first 30 were stored
+	if acked, err := p.Publish(ctx, events[30:]); acked != len(events)-30 || err != nil {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	msgs, err := publisher.ReadSince(ctx, js, publisher.DefaultStreamName, publisher.StateFilter(""), start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(msgs), len(events)-30; got != want {
+		t.Fatalf("ReadSince = %d messages, want %d", got, want)
+	}
+	for i, m := range msgs {
+		if got, want := m.MsgID, events[30+i].ID; got != want {
+			t.Fatalf("message %d is %s, want %s", i, got, want)
+		}
+	}
+	all, err := publisher.ReadSince(ctx, js, publisher.DefaultStreamName, publisher.StateFilter(""), time.Time{})
+	if err != nil || len(all) != len(events) {
+		t.Fatalf("ReadSince(zero) = %d messages, %v; want %d", len(all), err, len(events))
+	}
+}

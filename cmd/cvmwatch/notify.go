@@ -214,7 +214,7 @@ would take, and the messages it would make.`,
 				return err
 			}
 			if dryRun {
-				return r.dryRun(c.Context(), since, c.OutOrStdout())
+				return r.dryRun(c.Context(), time.Now(), since, c.OutOrStdout())
 			}
 			return r.Run(c.Context())
 		},
@@ -227,23 +227,20 @@ would take, and the messages it would make.`,
 	return c
 }
 
-// dryRun prints, for each state event stored in the last since, the route
-// it takes, then the message each route would send to each of its sinks:
-// one per route and sink for the whole period (the running notifier cuts
-// them by group_wait and group_max).
-func (r *notifyRunner) dryRun(ctx context.Context, since time.Duration, out io.Writer) error {
-	msgs, err := publisher.ReadAll(ctx, r.js, r.nats.Stream, r.router.Filter(r.nats.SubjectPrefix))
+// dryRun prints, for each state event stored in the since before now, the
+// route it takes, then the message each route would send to each of its
+// sinks: one per route and sink for the whole period (the running notifier
+// cuts them by group_wait and group_max). It reads only those events: the
+// server skips the older ones.
+func (r *notifyRunner) dryRun(ctx context.Context, now time.Time, since time.Duration, out io.Writer) error {
+	msgs, err := publisher.ReadSince(ctx, r.js, r.nats.Stream, r.router.Filter(r.nats.SubjectPrefix), now.Add(-since))
 	if err != nil {
 		return err
 	}
-	cutoff := time.Now().Add(-since)
 	byRoute := map[*notifier.Route][]notifier.Event{}
 	var order []*notifier.Route
 	n := 0
 	for _, m := range msgs {
-		if m.Time.Before(cutoff) {
-			continue
-		}
 		e, err := notifier.DecodeEvent(m.Data)
 		if err != nil {
 			fmt.Fprintf(out, "#%d %s: undecodable: %v\n", m.Seq, m.Subject, err)
