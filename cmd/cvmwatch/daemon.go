@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -209,16 +208,11 @@ func (d *daemon) Run(ctx context.Context) error {
 	} else {
 		close(notified)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(d.httpLn) }()
+	stopHTTP := serveHTTP(d.httpLn, handler)
 	err := d.watcher.Run(ctx)
 	<-notified
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
-	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = fmt.Errorf("http: %w", serr)
+	if serr := stopHTTP(); serr != nil && err == nil {
+		err = serr
 	}
 	return err
 }

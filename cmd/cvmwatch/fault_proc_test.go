@@ -78,7 +78,7 @@ func cvmwatchBinary(t testing.TB) string {
 	return binOnce.path
 }
 
-// daemonProc is one `cvmwatch run` process.
+// daemonProc is one `cvmwatch run` (or other long-running command) process.
 type daemonProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -116,7 +116,14 @@ func newLogFile(t testing.TB) *lockedFile {
 // environment (e.g. the crash point).
 func startDaemon(t testing.TB, cfg string, log *lockedFile, env ...string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(cvmwatchBinary(t), "run", "--config", cfg)
+	return startProc(t, log, env, "run", "--config", cfg)
+}
+
+// startProc runs `cvmwatch args...` with env added to the environment,
+// its output appended to log; it is SIGKILLed when the test ends.
+func startProc(t testing.TB, log *lockedFile, env []string, args ...string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(cvmwatchBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = diesWithTest()
 	cmd.Stdout, cmd.Stderr = log, log

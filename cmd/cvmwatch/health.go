@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
@@ -92,11 +95,7 @@ func judge(s watcher.TargetStatus, interval time.Duration, now time.Time) target
 // (?target=account/region narrows it, &instances=1 adds the records, read
 // from st; streams, if not nil, lists the NATS streams as set up).
 func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func() time.Time, streams func() []publisher.StreamStatus) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		writeJSON(rw, http.StatusOK, map[string]any{"status": "alive", "version": version})
-	})
+	mux := newBaseMux(m.reg)
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		ready, targets := true, []targetHealth{}
 		for _, s := range w.Status() {
@@ -136,6 +135,35 @@ func newHTTPHandler(w *watcher.Watcher, m *metrics, st watcher.Store, now func()
 		writeJSON(rw, http.StatusOK, body)
 	})
 	return mux
+}
+
+// newBaseMux serves what every long-running cvmwatch process serves:
+// /metrics from reg and /healthz (alive while the process answers).
+func newBaseMux(reg prometheus.Gatherer) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, map[string]any{"status": "alive", "version": version})
+	})
+	return mux
+}
+
+// serveHTTP serves handler on ln in the background. stop shuts the server
+// down (requests in flight get 2 s) and returns the error that ended
+// serving, if any other than the shutdown.
+func serveHTTP(ln net.Listener, handler http.Handler) (stop func() error) {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	}
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

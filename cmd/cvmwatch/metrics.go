@@ -106,18 +106,25 @@ func newMetrics(nc *nats.Conn) *metrics {
 	}
 	m.reg.MustRegister(m.scanDuration, m.scans, m.pages, m.apiRequests, m.apiDuration, m.throttles, m.retries,
 		m.rejected, m.instances, m.events, m.held, m.lastComplete, m.scanProgress, m.cycleFailures, m.outboxDepth,
-		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures)
 	m.enrich = newEnrichMetrics(m.reg)
 	m.hot = newHotMetrics(m.reg)
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "outbox_oldest_age_seconds",
 		Help: "Age of the oldest event in any outbox (0 when all are empty)."}, m.oldestAge))
+	registerProcessMetrics(m.reg, nc)
+	return m
+}
+
+// registerProcessMetrics registers what every cvmwatch process exports:
+// the Go and process collectors, build_info, and nats_connected when nc is
+// not nil.
+func registerProcessMetrics(reg prometheus.Registerer, nc *nats.Conn) {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1; the version is a label.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	m.reg.MustRegister(build)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build)
 	if nc != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "nats_connected",
 			Help: "1 while the NATS connection is up."}, func() float64 {
 			if nc.IsConnected() {
 				return 1
@@ -125,7 +132,6 @@ func newMetrics(nc *nats.Conn) *metrics {
 			return 0
 		}))
 	}
-	return m
 }
 
 // oldestAge is the age of the oldest outbox entry across targets.

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,13 @@ import (
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
+// notifyAckWaitEnv names the test-only environment variable (a Go
+// duration) that shortens the consumer's ack wait, so that the fault suite
+// sees the events of a SIGKILLed notifier redelivered within a second
+// rather than notifier.DefaultAckWait. It is not a configuration key and is
+// not documented for users.
+const notifyAckWaitEnv = "CVMWATCH_TEST_NOTIFY_ACK_WAIT"
+
 // notifyRunner is the notifier wired from the config: routes, one sender
 // per sink, the pipeline, and (once NATS answers) the durable consumer and
 // the sent-events bucket. It runs inside `cvmwatch run` or on its own.
@@ -34,6 +43,7 @@ type notifyRunner struct {
 	metrics  *notifier.Metrics
 	router   *notifier.Router
 	senders  map[string]*notifier.Sender
+	ackWait  time.Duration // 0: the consumer's default
 	mu       sync.Mutex
 	notReady string // why it is not running, for /readyz; "" when it runs
 }
@@ -56,6 +66,11 @@ func newNotifyRunner(cfg *Config, nc *nats.Conn, reg prometheus.Registerer, log 
 	r := &notifyRunner{cfg: cfg.Notify, nats: cfg.NATS, js: js, log: log.With("component", "notify"),
 		metrics: notifier.NewMetrics(reg), router: router, senders: map[string]*notifier.Sender{},
 		notReady: "not started"}
+	if v := os.Getenv(notifyAckWaitEnv); v != "" {
+		if r.ackWait, err = time.ParseDuration(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", notifyAckWaitEnv, err)
+		}
+	}
 	for _, s := range cfg.Notify.Sinks {
 		r.senders[s.Name] = notifier.NewSender(s.Name, s.platform(), notifier.SenderOptions{
 			GiveUpAfter: cfg.Notify.GiveUpAfter.D(), Logger: r.log, Metrics: r.metrics})
@@ -94,7 +109,7 @@ func (r *notifyRunner) Run(ctx context.Context) error {
 		if err == nil {
 			cons, err = notifier.NewConsumer(ctx, r.js, notifier.ConsumerConfig{
 				Stream: r.nats.Stream, Durable: r.cfg.Durable, Filter: r.router.Filter(r.nats.SubjectPrefix),
-				StartBack: r.cfg.MaxAge.D(), Logger: r.log, Metrics: r.metrics})
+				AckWait: r.ackWait, StartBack: r.cfg.MaxAge.D(), Logger: r.log, Metrics: r.metrics})
 		}
 		if err != nil {
 			r.setNotReady("consumer not set up: " + err.Error())
@@ -162,6 +177,23 @@ func (r *notifyRunner) wrapReady(handler http.Handler) http.Handler {
 	})
 }
 
+// serve runs the notifier on its own until ctx ends, serving on ln what
+// the daemon serves: /metrics from reg, /healthz, and /readyz with the
+// notifier's entry (it has no targets of its own).
+func (r *notifyRunner) serve(ctx context.Context, ln net.Listener, reg prometheus.Gatherer) error {
+	mux := newBaseMux(reg)
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, map[string]any{"status": "ready"})
+	})
+	r.log.Info("notifier serving", "http", ln.Addr().String())
+	stopHTTP := serveHTTP(ln, r.wrapReady(mux))
+	err := r.Run(ctx)
+	if serr := stopHTTP(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
 // notifyURLs are the servers the notifier reads from: nats.url, or the
 // embedded server of a daemon on this machine (nats.listen).
 func notifyURLs(cfg *Config) []string {
@@ -183,7 +215,8 @@ chat rooms of the notify section (WeCom, DingTalk, Feishu/Lark, Slack, a signed
 webhook), within each platform's limits. An event is acknowledged once every
 message that includes it was accepted or given up; a restart resumes and
 repeats nothing. "cvmwatch run" does the same when its config has a notify
-section; run this instead to notify from another machine.
+section; run this instead to notify from another machine. It serves
+/metrics, /healthz and /readyz on http.listen, as "cvmwatch run" does.
 
 --dry-run sends nothing: it prints which route each event of the last --since
 would take, and the messages it would make.`,
@@ -209,14 +242,20 @@ would take, and the messages it would make.`,
 				return fmt.Errorf("nats: %w", err)
 			}
 			defer nc.Close()
-			r, err := newNotifyRunner(cfg, nc, prometheus.NewRegistry(), log)
+			reg := prometheus.NewRegistry()
+			r, err := newNotifyRunner(cfg, nc, reg, log)
 			if err != nil {
 				return err
 			}
 			if dryRun {
 				return r.dryRun(c.Context(), time.Now(), since, c.OutOrStdout())
 			}
-			return r.Run(c.Context())
+			ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+			if err != nil {
+				return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+			}
+			registerProcessMetrics(reg, nc)
+			return r.serve(c.Context(), ln, reg)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "configuration file (YAML)")

@@ -54,6 +54,14 @@ type Options struct {
 	PerMinute, PerSecond, MaxBytes int
 	// Now is the room's clock; default time.Now.
 	Now func() time.Time
+	// Hold, if set, sees the body of each request before the room decides
+	// on it, outside the room's lock, and may block: a platform slow to
+	// answer. When it returns false the room drops the request: nothing is
+	// accepted and the connection is closed without an answer.
+	Hold func(body []byte) bool
+	// Accepted, if set, is called with each message the room accepted,
+	// once its answer was sent (flushed to the client).
+	Accepted func(Posted)
 }
 
 // Room is a fake chat room of one platform. It is safe for concurrent use.
@@ -108,7 +116,15 @@ func (r *Room) Client() *http.Client {
 
 type roundTripper struct{ h http.Handler }
 
-func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t roundTripper) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			resp, err = nil, io.ErrUnexpectedEOF // a dropped request (Options.Hold)
+		}
+	}()
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, req)
 	return rec.Result(), nil
@@ -174,39 +190,57 @@ func (r *Room) MaxInWindow(d time.Duration) int {
 // ServeHTTP answers one webhook request as the platform would.
 func (r *Room) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 8<<20))
+	if err == nil && r.opts.Hold != nil && !r.opts.Hold(body) {
+		r.mu.Lock()
+		r.requests++
+		r.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
+	if p, ok := r.serve(w, req, body, err); ok && r.opts.Accepted != nil {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		r.opts.Accepted(p)
+	}
+}
+
+// serve answers the request whose body was read (or failed with err) and
+// reports whether it accepted p.
+func (r *Room) serve(w http.ResponseWriter, req *http.Request, body []byte, err error) (Posted, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests++
 	now := r.opts.Now()
 	if err != nil || req.Method != http.MethodPost {
 		r.refuse(w, "bad request", http.StatusBadRequest, 0)
-		return
+		return Posted{}, false
 	}
 	if r.down != 0 {
 		if r.down > 0 {
 			r.down--
 		}
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
-		return
+		return Posted{}, false
 	}
 	p, code, why := r.decode(req, body, now)
 	if why != "" {
 		r.refuse(w, why, http.StatusOK, code)
-		return
+		return Posted{}, false
 	}
 	if len(p.Text) > r.opts.MaxBytes || (r.kind != WeCom && len(body) > r.opts.MaxBytes) {
 		code := map[Kind]int{WeCom: 40058, DingTalk: 460101, Feishu: 19036}[r.kind]
 		r.refuse(w, fmt.Sprintf("too long: %d bytes", len(p.Text)), http.StatusBadRequest, code)
-		return
+		return Posted{}, false
 	}
 	if r.overRate(now) {
 		r.throttle(w, now)
-		return
+		return Posted{}, false
 	}
 	r.accepted = append(r.accepted, now)
 	p.Time = now
 	r.posted = append(r.posted, p)
 	r.ok(w)
+	return p, true
 }
 
 // overRate reports whether one more message now would exceed a limit.
