@@ -116,7 +116,7 @@ func TestComposeAgreesWithTheBinaryAndConfigs(t *testing.T) {
 			case "tail":
 				checkComposeNATSURL(t, f, name, s, flagString(t, c, "server"))
 			case "notify":
-				checkComposeNotify(t, f, name, s, c)
+				listen = checkComposeNotify(t, f, name, s, c)
 			}
 			checkComposePorts(t, name, s, listen)
 			checkComposeHealth(t, name, s, d, c, listen)
@@ -263,7 +263,9 @@ func checkComposeNATSURL(t *testing.T, f composeFile, name string, s composeServ
 // read-only, loads with placeholder values for the variables the service
 // passes through (and none written in the file), has routes, and reads the
 // nats service.
-func checkComposeNotify(t *testing.T, f composeFile, name string, s composeService, c *cobra.Command) {
+// checkComposeNotify checks a notifier service against its mounted config
+// and returns the config's http.listen (it serves /healthz and /readyz).
+func checkComposeNotify(t *testing.T, f composeFile, name string, s composeService, c *cobra.Command) string {
 	t.Helper()
 	target := flagString(t, c, "config")
 	source := ""
@@ -295,6 +297,7 @@ func checkComposeNotify(t *testing.T, f composeFile, name string, s composeServi
 		t.Errorf("config %s has no notify routes", source)
 	}
 	checkComposeNATSURL(t, f, name, s, cfg.NATS.URL)
+	return cfg.HTTP.Listen
 }
 
 // checkComposePorts checks that each published container port is one the
