@@ -231,6 +231,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.start(t)
 	}
 	w.mu.Unlock()
+	// Targets come and go (AddTarget, RemoveTarget) until ctx is done;
+	// AddTarget starts none once it is (it checks under w.mu).
+	<-ctx.Done()
+	w.mu.Lock()
+	w.mu.Unlock() // (a start under way has finished)
 	loops.Wait()
 	// Scanning has stopped: give the relays a bounded time to drain.
 	timer := time.AfterFunc(w.cfg.ShutdownDrain, stopRelay)
