@@ -240,7 +240,13 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
 	jc := publisher.JetStreamConfig{Prefix: n.SubjectPrefix}
-	fenced, err := publisher.NewStreamReady(publisher.Fenced(js, d.ha.fence), sc, jc)
+	// One fenced publish in flight per relay: on a replicated stream the
+	// server refuses a message whose expected-last-subject check names a
+	// subject another in-flight message checks (10164), so the epoch
+	// subject serializes a target's publishes. Cost: one round trip per
+	// event (docs/DECISIONS.md).
+	fenced, err := publisher.NewStreamReady(publisher.Fenced(js, d.ha.fence), sc,
+		publisher.JetStreamConfig{Prefix: n.SubjectPrefix, Window: 1})
 	if err != nil {
 		return nil, err
 	}
