@@ -70,9 +70,13 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data_dir: %w", err)
 		}
-		if d.store, err = store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Check: true, Logger: log}); err != nil {
+		// Through a variable of its own: a nil *store.Bolt in d.store
+		// would be a non-nil watcher.Store that Close calls.
+		bolt, err := store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Check: true, Logger: log})
+		if err != nil {
 			return nil, err
 		}
+		d.store = bolt
 	}
 
 	urls := splitURLs(cfg.NATS.URL)

@@ -236,9 +236,11 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 	if d.ha, err = newHARunner(sctx, d.cfg, js, replicas, d.log); err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
-	if d.store, err = jsstore.Open(sctx, js, jsstore.Options{Replicas: replicas, Writer: d.ha.replica}); err != nil {
+	journal, err := jsstore.Open(sctx, js, jsstore.Options{Replicas: replicas, Writer: d.ha.replica})
+	if err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
+	d.store = journal
 	jc := publisher.JetStreamConfig{Prefix: n.SubjectPrefix}
 	// One fenced publish in flight per relay: on a replicated stream the
 	// server refuses a message whose expected-last-subject check names a
