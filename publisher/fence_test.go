@@ -17,11 +17,11 @@ import (
 func TestFencedPublisherIsRefusedOnceAnotherClaimsTheEpoch(t *testing.T) {
 	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
 	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{}); err != nil {
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Epochs: true}); err != nil {
 		t.Fatal(err)
 	}
 	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
-	const epoch = "cvm.epoch.prod.ap-guangzhou"
+	epoch := publisher.EpochSubject("cvm", "prod", "ap-guangzhou")
 	claim := func(replica string, token uint64) *publisher.JetStream {
 		seq, err := publisher.ClaimEpoch(t.Context(), js, epoch, replica, token)
 		if err != nil {

@@ -54,6 +54,33 @@ func EventSubjects(prefix string) []string {
 	return []string{prefix + ".state.>", prefix + ".attribution.>", prefix + ".operation.>"}
 }
 
+// EpochFilter is the subject filter of the epoch messages under prefix
+// (ClaimEpoch, HA only): "<prefix>.epoch.>". Readers of events filter on
+// StateFilter and never see them.
+func EpochFilter(prefix string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return prefix + ".epoch.>"
+}
+
+// EpochSubject is the epoch subject of a target under prefix:
+// "<prefix>.epoch.<account>.<region>". account and region must be valid
+// subject tokens (every watcher.Target is).
+func EpochSubject(prefix, account, region string) string {
+	return strings.TrimSuffix(EpochFilter(prefix), ">") + account + "." + region
+}
+
+// streamSubjects are the subjects cfg's event stream captures:
+// EventSubjects, plus EpochFilter when cfg.Epochs is set.
+func streamSubjects(prefix string, epochs bool) []string {
+	subjects := EventSubjects(prefix)
+	if epochs {
+		subjects = append(subjects, EpochFilter(prefix))
+	}
+	return subjects
+}
+
 // ScanFilter is the subject filter of every scan summary under prefix.
 func ScanFilter(prefix string) string {
 	if prefix == "" {
@@ -95,12 +122,12 @@ func editCommands(name, prefix string) string {
 // eventSubjects checks the subjects of an existing event stream and returns
 // those it should capture. wide says it still captures <prefix>.> (so the
 // scans stream cannot exist beside it).
-func eventSubjects(have jetstream.StreamConfig, name, prefix string, log *slog.Logger) (want []string, wide bool, err error) {
+func eventSubjects(have jetstream.StreamConfig, name, prefix string, epochs bool, log *slog.Logger) (want []string, wide bool, err error) {
 	all := prefix + ".>"
 	if legacyLayout(have, prefix) || (have.Metadata[MetadataLayout] == layoutEvents && slices.Contains(have.Subjects, all)) {
 		// Ours, in the old layout: narrow it (the caller then creates the
 		// scans stream and purges the old summaries, in that order).
-		return EventSubjects(prefix), false, nil
+		return streamSubjects(prefix, epochs), false, nil
 	}
 	switch {
 	case slices.Contains(have.Subjects, all):
@@ -112,7 +139,7 @@ func eventSubjects(have jetstream.StreamConfig, name, prefix string, log *slog.L
 		return nil, false, fmt.Errorf("stream %s exists with subjects %q, without %q: use another stream name or fix that stream", name, have.Subjects, StateFilter(prefix))
 	}
 	var missing []string
-	for _, s := range EventSubjects(prefix) {
+	for _, s := range streamSubjects(prefix, epochs) {
 		if !slices.Contains(have.Subjects, s) {
 			missing = append(missing, s)
 		}

@@ -59,6 +59,10 @@ type StreamConfig struct {
 	// ScanMaxAge is how long the scans stream keeps a summary; default
 	// DefaultScanMaxAge (24h).
 	ScanMaxAge time.Duration
+	// Epochs adds EpochFilter(Prefix) to the event stream's subjects (a
+	// stream of cvmwatch's gains it on start-up), for the epoch messages of
+	// HA replicas (ClaimEpoch, Fenced). Off for a single process.
+	Epochs bool
 	// Logger receives the replica count chosen for a new stream, what a
 	// change of layout did, and a warning when an existing stream differs
 	// from these and is not changed; nil discards.
@@ -133,7 +137,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 			s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 				Name:        name,
 				Description: eventsDescription,
-				Subjects:    EventSubjects(prefix),
+				Subjects:    streamSubjects(prefix, cfg.Epochs),
 				Storage:     jetstream.FileStorage,
 				Retention:   jetstream.LimitsPolicy,
 				Discard:     jetstream.DiscardOld,
@@ -145,7 +149,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 			return err
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("create stream %s on %s: %w", name, strings.Join(EventSubjects(prefix), ", "), err)
+			return nil, nil, fmt.Errorf("create stream %s on %s: %w", name, strings.Join(streamSubjects(prefix, cfg.Epochs), ", "), err)
 		}
 		log.Info("nats stream created", "stream", name, "replicas", choice.Replicas, "why", choice.Reason)
 		scans, err := ensureScanStream(ctx, js, cfg, prefix, false, log)
@@ -158,7 +162,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 	if have.Storage != jetstream.FileStorage {
 		return nil, nil, fmt.Errorf("stream %s exists with %s storage, want file", name, have.Storage)
 	}
-	subjects, wide, err := eventSubjects(have, name, prefix, log)
+	subjects, wide, err := eventSubjects(have, name, prefix, cfg.Epochs, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -139,6 +139,19 @@ func (w *Watcher) loadSnapshot(ctx context.Context, t *target) error {
 	return nil
 }
 
+// commitFailed drops the snapshot when the store says it may no longer
+// match (ErrReload), so that the next cycle loads it again rather than
+// diffing on it; t.commitMu is held. It also ends the generation, so a hot
+// lookup started on the old snapshot is set aside.
+func (t *target) commitFailed(err error) {
+	if !errors.Is(err, ErrReload) {
+		return
+	}
+	t.snap = nil
+	t.scanCommits++
+	t.log.Warn("snapshot dropped: the store must be read again before the next commit", "err", err)
+}
+
 // diffCommit diffs a scan against the snapshot, looks up its disappearance
 // candidates, enriches and commits the result and advances the snapshot,
 // all under t.commitMu so that no hot lookup commits in between (see
@@ -147,6 +160,10 @@ func (w *Watcher) loadSnapshot(ctx context.Context, t *target) error {
 func (w *Watcher) diffCommit(ctx context.Context, t *target, scan Scan) (Commit, *Pending, map[State]int, error) {
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
+	if t.snap == nil {
+		// Dropped by a hot lookup's commit since this cycle loaded it.
+		return Commit{}, nil, nil, fmt.Errorf("commit %s: %w", t.Target, ErrReload)
+	}
 	scan, n := t.overtaken(scan)
 	if n > 0 {
 		t.log.Debug("scan observations overtaken by hot lookups set aside", "instances", n)
@@ -178,6 +195,7 @@ func (w *Watcher) diffCommit(ctx context.Context, t *target, scan Scan) (Commit,
 	_, _, err := w.cfg.Store.Commit(ctx, t.Target, c)
 	t.enrichMu.Unlock()
 	if err != nil {
+		t.commitFailed(err)
 		return Commit{}, nil, nil, fmt.Errorf("commit %s: %w", t.Target, err)
 	}
 	w.crash(CrashAfterCommit)

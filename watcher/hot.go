@@ -127,7 +127,7 @@ func (w *Watcher) hotLookup(ctx context.Context, t *target, ids []string, inMoti
 	}
 	t.commitMu.Lock()
 	defer t.commitMu.Unlock()
-	if t.scanCommits != gen {
+	if t.scanCommits != gen || t.snap == nil {
 		w.cfg.Observer.HotLookedUp(t.Target, inMotion, len(ids), Commit{}, ErrHotSuperseded)
 		return
 	}
@@ -138,6 +138,7 @@ func (w *Watcher) hotLookup(ctx context.Context, t *target, ids []string, inMoti
 		_, _, err := w.cfg.Store.Commit(ctx, t.Target, c)
 		t.enrichMu.Unlock()
 		if err != nil {
+			t.commitFailed(err)
 			if ctx.Err() == nil {
 				t.log.Warn("hot lookup not committed", "events", len(c.Events), "err", err)
 			}

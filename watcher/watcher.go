@@ -129,6 +129,10 @@ type target struct {
 	interval   time.Duration
 	hot        Lookuper
 	log        *slog.Logger
+	// stop ends the target's loops and relay (set by start, under w.mu);
+	// done counts them.
+	stop context.CancelFunc
+	done sync.WaitGroup
 
 	// commitMu orders the diffs and commits of the scan loop and the hot
 	// loop: each holds it from its diff to the snapshot's update. It
@@ -227,6 +231,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.start(t)
 	}
 	w.mu.Unlock()
+	// Targets come and go (AddTarget, RemoveTarget) until ctx is done;
+	// AddTarget starts none once it is (it checks under w.mu).
+	<-ctx.Done()
+	w.mu.Lock()
+	w.mu.Unlock() // (a start under way has finished)
 	loops.Wait()
 	// Scanning has stopped: give the relays a bounded time to drain.
 	timer := time.AfterFunc(w.cfg.ShutdownDrain, stopRelay)
@@ -275,20 +284,58 @@ func (w *Watcher) AddTarget(ts TargetSource) error {
 	return nil
 }
 
-// start runs a target's loop and relay; w.mu is held.
+// start runs a target's loop and relay, under contexts of the target's
+// own that RemoveTarget cancels; w.mu is held.
 func (w *Watcher) start(t *target) {
 	r := w.running
-	r.loops.Go(func() { w.scanLoop(r.scanCtx, t) })
-	r.relays.Go(func() { w.relayLoop(r.relayCtx, r.scanCtx, t) })
+	scanCtx, stopScan := context.WithCancel(r.scanCtx)
+	relayCtx, stopRelay := context.WithCancel(r.relayCtx)
+	t.stop = func() { stopScan(); stopRelay() }
+	spawn := func(wg *sync.WaitGroup, fn func()) {
+		wg.Add(1)
+		t.done.Add(1)
+		go func() {
+			defer wg.Done()
+			defer t.done.Done()
+			fn()
+		}()
+	}
+	spawn(r.loops, func() { w.scanLoop(scanCtx, t) })
+	spawn(r.relays, func() { w.relayLoop(relayCtx, scanCtx, t) })
 	if t.enricher != nil {
-		r.loops.Go(func() { w.refreshLoop(r.scanCtx, t) })
+		spawn(r.loops, func() { w.refreshLoop(scanCtx, t) })
 	}
 	if t.attributor != nil {
-		r.loops.Go(func() { w.attributionLoop(r.scanCtx, t) })
+		spawn(r.loops, func() { w.attributionLoop(scanCtx, t) })
 	}
 	if t.hot != nil {
-		r.loops.Go(func() { w.hotLoop(r.scanCtx, t) })
+		spawn(r.loops, func() { w.hotLoop(scanCtx, t) })
 	}
+}
+
+// RemoveTarget stops watching tg: it cancels the target's scan, hot,
+// enrichment and attribution loops and its relay at once (an in-flight
+// scan is abandoned, never half committed; the relay does not drain: what
+// it has not published stays in the outbox, for whoever watches the target
+// next) and returns once they have all returned. It reports whether tg was
+// watched. A replica that lost a target's lease calls it; AddTarget may add
+// the target again later, which loads its snapshot from the store afresh.
+func (w *Watcher) RemoveTarget(tg Target) bool {
+	w.mu.Lock()
+	i := slices.IndexFunc(w.targets, func(t *target) bool { return t.Target == tg })
+	if i < 0 {
+		w.mu.Unlock()
+		return false
+	}
+	t := w.targets[i]
+	w.targets = slices.Delete(w.targets, i, i+1)
+	stop := t.stop
+	w.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	t.done.Wait()
+	return true
 }
 
 // list returns the targets at this moment.

@@ -38,6 +38,7 @@ type Config struct {
 	HTTP     HTTPConfig      `yaml:"http"`
 	Log      LogConfig       `yaml:"log"`
 	Notify   NotifyConfig    `yaml:"notify"`
+	HA       HAConfig        `yaml:"ha"`
 }
 
 // defaultDataDir is data_dir's default, which the README documents.
@@ -56,6 +57,7 @@ func defaultConfig() Config {
 		HTTP:    defaultHTTP(),
 		Log:     defaultLog(),
 		Notify:  defaultNotify(),
+		HA:      defaultHA(),
 	}
 }
 
@@ -96,6 +98,7 @@ func (c *Config) validate() configErrors {
 	errs = append(errs, c.HTTP.validate("http")...)
 	errs = append(errs, c.Log.validate("log")...)
 	errs = append(errs, c.Notify.validate("notify", c.written)...)
+	errs = append(errs, c.HA.validate("ha", c.NATS)...)
 	return errs
 }
 

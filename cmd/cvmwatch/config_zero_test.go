@@ -1,9 +1,12 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // A key left out gets its default; a number or duration written is taken
@@ -131,5 +134,32 @@ func TestGoBuiltAccountIntervalIsChecked(t *testing.T) {
 	c.Accounts[0].Interval = 0
 	if problems := c.validate(); len(problems) > 0 {
 		t.Errorf("an interval left zero in Go (poll.interval) is refused: %v", problems)
+	}
+}
+
+// The ha section: off when left out, lease_ttl 15s, the replica id the
+// host name made a subject token; on with an external server it is valid.
+func TestHADefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte("accounts: [{name: prod, regions: [ap-guangzhou]}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.HA, (HAConfig{LeaseTTL: Duration(15 * time.Second)}); got != want {
+		t.Fatalf("ha left out = %+v, want %+v", got, want)
+	}
+	raw := "accounts: [{name: prod, regions: [ap-guangzhou]}]\nnats: {url: nats://10.0.0.1:4222}\nha: {enabled: true}\n"
+	if cfg, err = ParseConfig([]byte(raw), env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	id, err := cfg.HA.replica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if got, want := id, tokenOf(host); got != want || watcher.ValidateToken(id) != nil {
+		t.Fatalf("replica id = %q, want %q, a subject token", got, want)
+	}
+	if got, want := tokenOf("node-1.example.com"), "node-1-example-com"; got != want {
+		t.Fatalf("tokenOf = %q, want %q", got, want)
 	}
 }

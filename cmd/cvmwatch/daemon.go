@@ -27,11 +27,15 @@ const streamFirstTry = 5 * time.Second
 // one scanner per target and the watcher. Open wires it, Run runs it, Close
 // releases everything in reverse order.
 type daemon struct {
-	cfg      *Config
-	metrics  *metrics
-	httpLn   net.Listener
-	log      *slog.Logger
-	store    *store.Bolt
+	cfg     *Config
+	metrics *metrics
+	httpLn  net.Listener
+	log     *slog.Logger
+	// store is bbolt in data_dir, or with ha the journal store on the
+	// cluster.
+	store watcher.Store
+	// ha shares the targets with the other replicas; nil without ha.
+	ha       *haRunner
 	embedded *publisher.Embedded
 	nc       *nats.Conn
 	// streams lists the JetStream streams as set up (nil in core mode).
@@ -61,12 +65,17 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		}
 	}()
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
-	}
-	d.store, err = store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Check: true, Logger: log})
-	if err != nil {
-		return nil, err
+	if !cfg.HA.Enabled {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data_dir: %w", err)
+		}
+		// Through a variable of its own: a nil *store.Bolt in d.store
+		// would be a non-nil watcher.Store that Close calls.
+		bolt, err := store.Open(filepath.Join(cfg.DataDir, "cvmwatch.db"), store.Options{Check: true, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		d.store = bolt
 	}
 
 	urls := splitURLs(cfg.NATS.URL)
@@ -109,7 +118,12 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 
-	pub, err := d.publisher(ctx)
+	var pub watcher.Publisher
+	if cfg.HA.Enabled {
+		pub, err = d.openHA(ctx)
+	} else {
+		pub, err = d.publisher(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +132,20 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 	d.enrichLimiters = cvm.NewLimiters(cfg.Enrich.RateLimit, 1)
 	d.refreshLimiters = cvm.NewLimiters(cfg.Enrich.RefreshRate, 1)
 	d.actorLimiters = cvm.NewLimiters(cfg.Enrich.ActorRateLimit, 1)
-	var sources []watcher.TargetSource
+	d.watcher, err = watcher.New(watcher.Config{
+		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
+		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
+		Crash:         crashHook(os.Getenv(crashEnv)),
+		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
+		ActorWait: cfg.Enrich.ActorWait.D(), ActorHorizon: cfg.Enrich.ActorHorizon.D(),
+		HotInterval: cfg.Poll.HotInterval.D(),
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d.ha != nil {
+		d.ha.w = d.watcher
+	}
 	for i, a := range cfg.Accounts {
 		acct, err := d.wireAccount(ctx, i, a)
 		if err != nil {
@@ -133,23 +160,10 @@ func openDaemon(ctx context.Context, cfg *Config, log *slog.Logger) (_ *daemon, 
 			log.Info("regions resolved", "account", a.Name, "regions", regions)
 		}
 		for _, region := range regions {
-			ts, err := d.targetSource(acct, region)
-			if err != nil {
+			if err := d.addTarget(acct, region); err != nil {
 				return nil, err
 			}
-			sources = append(sources, ts)
 		}
-	}
-	d.watcher, err = watcher.New(watcher.Config{
-		Store: d.store, Publisher: pub, Policy: cfg.policy(), Interval: cfg.Poll.Interval.D(), Logger: log,
-		Observer: d.metrics, Jitter: cfg.Poll.Jitter, MaxConcurrentScans: cfg.Poll.MaxConcurrentScans,
-		Crash:         crashHook(os.Getenv(crashEnv)),
-		EnrichTimeout: cfg.Enrich.Timeout.D(), EnrichRefresh: cfg.Enrich.Refresh.D(),
-		ActorWait: cfg.Enrich.ActorWait.D(), ActorHorizon: cfg.Enrich.ActorHorizon.D(),
-		HotInterval: cfg.Poll.HotInterval.D(),
-	}, sources)
-	if err != nil {
-		return nil, err
 	}
 	d.metrics.watchStatus(d.watcher.Status)
 	if cfg.Notify.Enabled() {
@@ -173,11 +187,7 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := publisher.NewStreamReady(js, publisher.StreamConfig{
-		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
-		Replicas: int(n.Replicas), ScanStream: n.scanStream(), ScanKeep: n.ScanKeep, ScanMaxAge: n.ScanMaxAge.D(),
-		Logger: d.log,
-	}, publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
+	pub, err := publisher.NewStreamReady(js, d.streamConfig(), publisher.JetStreamConfig{Prefix: n.SubjectPrefix})
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +203,17 @@ func (d *daemon) publisher(ctx context.Context) (watcher.Publisher, error) {
 	return pub, nil
 }
 
+// streamConfig is the event and scans streams as the nats section (and,
+// with ha, the epoch subjects) asks for them.
+func (d *daemon) streamConfig() publisher.StreamConfig {
+	n := d.cfg.NATS
+	return publisher.StreamConfig{
+		Name: n.Stream, Prefix: n.SubjectPrefix, MaxAge: n.MaxAge.D(), Duplicates: n.Duplicates.D(),
+		Replicas: int(n.Replicas), ScanStream: n.scanStream(), ScanKeep: n.ScanKeep, ScanMaxAge: n.ScanMaxAge.D(),
+		Epochs: d.cfg.HA.Enabled, Logger: d.log,
+	}
+}
+
 // Run runs the watcher and the metrics and health endpoints until ctx is
 // done.
 func (d *daemon) Run(ctx context.Context) error {
@@ -201,6 +222,10 @@ func (d *daemon) Run(ctx context.Context) error {
 		"interval", d.cfg.Poll.Interval.D(), "stream", d.cfg.NATS.Stream, "replicas", d.cfg.NATS.Replicas.String(),
 		"http", d.httpLn.Addr().String())
 	handler := newHTTPHandler(d.watcher, d.metrics, d.store, time.Now, d.streams)
+	if d.ha != nil {
+		handler = d.ha.wrapStatus(handler)
+		d.metrics.watchLeases(func() float64 { return float64(len(d.ha.Held())) })
+	}
 	notified := make(chan struct{})
 	if d.notify != nil {
 		go func() { defer close(notified); d.notify.Run(ctx) }()
@@ -209,7 +234,14 @@ func (d *daemon) Run(ctx context.Context) error {
 		close(notified)
 	}
 	stopHTTP := serveHTTP(d.httpLn, handler)
+	haDone := make(chan struct{})
+	if d.ha != nil {
+		go func() { defer close(haDone); d.ha.Run(ctx) }()
+	} else {
+		close(haDone)
+	}
 	err := d.watcher.Run(ctx)
+	<-haDone
 	<-notified
 	if serr := stopHTTP(); serr != nil && err == nil {
 		err = serr

@@ -32,6 +32,10 @@ type targetHealth struct {
 	// PagesDone and PagesTotal are the latest scan's progress.
 	PagesDone  int `json:"pagesDone"`
 	PagesTotal int `json:"pagesTotal"`
+	// Owner is the replica that holds the target's lease and OwnerSince
+	// since when it holds it (ha only).
+	Owner      string     `json:"owner,omitempty"`
+	OwnerSince *time.Time `json:"ownerSince,omitempty"`
 	// Instances lists the target's records, when asked for.
 	Instances []instanceView `json:"instances,omitempty"`
 }

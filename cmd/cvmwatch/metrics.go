@@ -289,3 +289,9 @@ func (c *lastCompleteCollector) Collect(ch chan<- prometheus.Metric) {
 			float64(s.LastComplete.UnixMilli())/1000, s.Target.Account, s.Target.Region)
 	}
 }
+
+// watchLeases exports how many targets this replica holds (ha).
+func (m *metrics) watchLeases(held func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "ha_leases_held",
+		Help: "Targets whose lease this replica holds and watches (ha)."}, held))
+}

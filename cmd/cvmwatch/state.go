@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -290,6 +291,7 @@ func printState(w io.Writer, st stateView, instances bool) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Target, total, strings.Join(states, ", "), last, progress, t.OutboxDepth, ready)
 	}
 	tw.Flush()
+	printOwners(w, targets)
 	if !instances {
 		return
 	}
@@ -306,4 +308,22 @@ func printState(w io.Writer, st stateView, instances bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// printOwners shows which replica holds each target's lease and since
+// when (ha); nothing for a single process.
+func printOwners(w io.Writer, targets []targetHealth) {
+	if !slices.ContainsFunc(targets, func(t targetHealth) bool { return t.Owner != "" }) {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tOWNER\tSINCE")
+	for _, t := range targets {
+		since := "-"
+		if t.OwnerSince != nil {
+			since = t.OwnerSince.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Target, cmp.Or(t.Owner, "-"), since)
+	}
+	tw.Flush()
 }

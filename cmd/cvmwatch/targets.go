@@ -97,11 +97,15 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 	return ts, nil
 }
 
-// addTarget starts watching a region of an account while the daemon runs.
+// addTarget starts watching a region of an account, also while the daemon
+// runs; with ha, it becomes one of the targets shared by lease.
 func (d *daemon) addTarget(a *account, region string) error {
 	ts, err := d.targetSource(a, region)
 	if err != nil {
 		return err
+	}
+	if d.ha != nil {
+		return d.ha.add(ts)
 	}
 	return d.watcher.AddTarget(ts)
 }

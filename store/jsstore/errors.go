@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
 // ErrFenced is wrapped by the error of a write that the server refused
@@ -15,8 +17,10 @@ var ErrFenced = errors.New("journal written by another writer")
 
 // ErrReload is wrapped by the error of a Commit whose outcome is unknown or
 // that was fenced, and of every Commit to that target until Load reads its
-// journal again: the caller's snapshot may no longer match the journal.
-var ErrReload = errors.New("target must be loaded again before the next commit")
+// journal again: the caller's snapshot may no longer match the journal. It
+// is watcher.ErrReload, so the watcher's loop reloads the target's
+// snapshot on it.
+var ErrReload = watcher.ErrReload
 
 // ErrCorrupt is wrapped by the error of a read that met a journal message
 // that does not decode. The store refuses the target rather than guess.
