@@ -80,10 +80,11 @@ func (w *Watcher) hotLoop(ctx context.Context, t *target) {
 //     lookup that found the instance had returned (the scan's rule, with
 //     the page's own start). It is committed between two rounds, so no
 //     hot lookup is in flight that could have read the instance before
-//     the page did and commit after it. An instance read on two pages of
-//     one scan in two states (pages are read concurrently) is left to the
-//     scan, which sets it aside, and one read twice in one state counts
-//     at its first page. The scan then finds the page's state in the
+//     the page did and commit after it. Once an instance is read on two
+//     pages of one scan in two states (pages are read concurrently, so
+//     which is later is unknown), nothing more of it is committed early
+//     (the scan sets it aside); one read twice in one state counts at its
+//     first page. The scan then finds the page's state in the
 //     snapshot (no second event), or, if a hot lookup moved it since, is
 //     overtaken as above.
 //   - An instance a page reads that the snapshot does not hold (or holds

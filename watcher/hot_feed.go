@@ -21,8 +21,8 @@ type pageFeed struct {
 	pages []Page
 	// states is the transitional state each instance was fed in since gen
 	// began; conflict the instances fed in two (pages are read
-	// concurrently, so which is later is unknown: neither is committed
-	// early, the scan sets both aside).
+	// concurrently, so which is later is unknown): from then on none of
+	// their observations is taken, and the scan sets them aside.
 	states   map[string]State
 	conflict map[string]bool
 }
