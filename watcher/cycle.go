@@ -26,7 +26,7 @@ func (w *Watcher) cycle(ctx context.Context, t *target) (c Commit, err error) {
 		return Commit{}, err
 	}
 
-	scan, scanErr := t.source.Scan(ctx)
+	scan, scanErr := w.scan(ctx, t)
 	if ctx.Err() != nil {
 		return Commit{}, ctx.Err()
 	}

@@ -47,11 +47,14 @@ func (w *Watcher) hotLoop(ctx context.Context, t *target) {
 	}
 }
 
-// hotRound looks up every instance of the hot set (the live instances in a
-// transitional state, see Snapshot.InMotion) by ID, at most hotBatch per
-// lookup, and commits what changed through the same diff (DiffLookup),
-// enrichment, commit and outbox as a scan. A lookup proves no absence: an
-// instance it does not find is left to the full scans' disappearance rules.
+// hotRound first commits what the pages of the scan in flight read in a
+// transitional state (commitPages: an instance seen so on a page joins the
+// hot set at the next round, not when its scan commits), then looks up
+// every instance of the hot set (the live instances in a transitional
+// state, see Snapshot.InMotion) by ID, at most hotBatch per lookup, and
+// commits what changed through the same diff (DiffLookup), enrichment,
+// commit and outbox as a scan. A lookup proves no absence: an instance it
+// does not find is left to the full scans' disappearance rules.
 //
 // Ordering rule. A hot lookup and a full scan of the same target run
 // concurrently, so two observations of one instance can arrive out of the
@@ -71,14 +74,34 @@ func (w *Watcher) hotLoop(ctx context.Context, t *target) {
 //     overtaken) the instance counts as listed, so it is not missing, but
 //     its state is set aside as unreadable: its last sighting stays the
 //     hot lookup's, and the next lookup or scan tells its state.
+//   - A page of the scan in flight is committed early only while that scan
+//     has not committed (else the scan's commit holds it), and an
+//     observation on it only if the page started after the latest hot
+//     lookup that found the instance had returned (the scan's rule, with
+//     the page's own start). It is committed between two rounds, so no
+//     hot lookup is in flight that could have read the instance before
+//     the page did and commit after it. Once an instance is read on two
+//     pages of one scan in two states (pages are read concurrently, so
+//     which is later is unknown), nothing more of it is committed early
+//     (the scan sets it aside); one read twice in one state counts at its
+//     first page. The scan then finds the page's state in the
+//     snapshot (no second event), or, if a hot lookup moved it since, is
+//     overtaken as above.
+//   - An instance a page reads that the snapshot does not hold (or holds
+//     as a tombstone) is an appearance, committed early like a transition
+//     with the page in the place of the scan (see DiffPages): a PENDING
+//     instance is in the hot set from its page on, so its PENDING ->
+//     RUNNING is a lookup's. The scan later lists it in that state: no
+//     second event, and it counts as listed, not as an appearance.
 //
-// Both checks run under the target's commit lock, which a scan holds from
-// its diff to the snapshot's update and a hot lookup from its diff to its
+// Every check runs under the target's commit lock, which a scan holds from
+// its diff to the snapshot's update and the hot loop from each diff to its
 // update, so every diff is made against the snapshot its commit follows.
 func (w *Watcher) hotRound(ctx context.Context, t *target) {
 	t.commitMu.Lock()
 	var ids []string
 	if t.snap != nil && t.snap.meta.Baselined {
+		w.commitPages(ctx, t)
 		ids = t.snap.InMotion()
 	}
 	t.commitMu.Unlock()

@@ -31,6 +31,13 @@ type world struct {
 	// holdScan, holdHot: the next scan or hot lookup reads the truth, then
 	// waits until the channel is closed.
 	holdScan, holdHot chan struct{}
+	// paged: the world is a PageScanner, whose scan reads the truth as one
+	// page and hands it over (after holdPage, if set) before holdScan.
+	// twice: instances the next paged scan reads again, on a second page,
+	// in another state.
+	paged    bool
+	holdPage chan struct{}
+	twice    map[string]watcher.State
 }
 
 func newWorld(truth map[string]watcher.State) *world {
@@ -45,6 +52,16 @@ func (w *world) set(id string, st watcher.State) {
 		return
 	}
 	w.truth[id] = st
+}
+
+// holdNextPage makes the next paged scan wait, after reading, until the
+// returned func is called, before it hands its page over.
+func (w *world) holdNextPage() (release func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := make(chan struct{})
+	w.holdPage = ch
+	return func() { close(ch) }
 }
 
 // holdNext makes the next scan (or hot lookup) wait, after reading, until
@@ -67,25 +84,59 @@ func (w *world) lookups(id string) int {
 	return w.asked[id]
 }
 
-func (w *world) Scan(ctx context.Context) (watcher.Scan, error) {
+func (w *world) Scan(ctx context.Context) (watcher.Scan, error) { return w.scan(ctx, nil) }
+
+// scan reads the truth; with page set it hands what it read over as pages
+// (see world.paged) before it answers.
+func (w *world) scan(ctx context.Context, page func(watcher.Page)) (watcher.Scan, error) {
 	w.mu.Lock()
 	started := time.Now()
 	var obs []watcher.Observation
 	for _, id := range slices.Sorted(maps.Keys(w.truth)) {
 		obs = append(obs, watcher.Observation{InstanceID: id, State: w.truth[id]})
 	}
-	hold := w.holdScan
-	w.holdScan = nil
+	hold, holdPage, twice := w.holdScan, w.holdPage, w.twice
+	w.holdScan, w.holdPage, w.twice = nil, nil, nil
 	w.mu.Unlock()
-	if hold != nil {
+	wait := func(ch chan struct{}) error {
+		if ch == nil {
+			return nil
+		}
 		select {
-		case <-hold:
+		case <-ch:
+			return nil
 		case <-ctx.Done():
-			return watcher.Scan{}, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return watcher.Scan{Target: w.tg, Observations: obs, Complete: true,
+	var unreadable []string
+	if page != nil {
+		if err := wait(holdPage); err != nil {
+			return watcher.Scan{}, err
+		}
+		page(watcher.Page{Observations: obs, Started: started, Done: time.Now()})
+		var again []watcher.Observation
+		for _, id := range slices.Sorted(maps.Keys(twice)) {
+			again = append(again, watcher.Observation{InstanceID: id, State: twice[id]})
+			unreadable = append(unreadable, id)
+		}
+		if len(again) > 0 {
+			page(watcher.Page{Observations: again, Started: started, Done: time.Now()})
+		}
+		obs = slices.DeleteFunc(obs, func(o watcher.Observation) bool { _, ok := twice[o.InstanceID]; return ok })
+	}
+	if err := wait(hold); err != nil {
+		return watcher.Scan{}, err
+	}
+	return watcher.Scan{Target: w.tg, Observations: obs, Unreadable: unreadable, Complete: len(unreadable) == 0,
 		Stats: watcher.ScanStats{Started: started, Duration: time.Since(started)}}, nil
+}
+
+// pagedWorld is a world whose scans hand their pages over.
+type pagedWorld struct{ *world }
+
+func (p pagedWorld) ScanPages(ctx context.Context, page func(watcher.Page)) (watcher.Scan, error) {
+	return p.scan(ctx, page)
 }
 
 // Lookup answers the scans' disappearance candidates.
@@ -105,6 +156,14 @@ func (w *world) read(ids []string) watcher.LookupResult {
 		}
 	}
 	return lr
+}
+
+// source is what the watcher scans: w, or w as a PageScanner.
+func (w *world) source() watcher.Source {
+	if w.paged {
+		return pagedWorld{w}
+	}
+	return w
 }
 
 // hotLookuper is the world's hot-set side.
@@ -165,7 +224,7 @@ func runWorld(t *testing.T, w *world, interval time.Duration, obs watcher.Observ
 	pub := mempub.New()
 	wt, err := watcher.New(watcher.Config{Store: store.NewMemory(), Publisher: pub, Interval: interval,
 		HotInterval: time.Second, Logger: quiet, Observer: obs},
-		[]watcher.TargetSource{{Target: w.tg, Source: w, Hot: hotLookuper{w}}})
+		[]watcher.TargetSource{{Target: w.tg, Source: w.source(), Hot: hotLookuper{w}}})
 	if err != nil {
 		t.Fatal(err)
 	}

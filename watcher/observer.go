@@ -25,10 +25,12 @@ type Observer interface {
 	// a refresh that failed.
 	Enriched(t Target, kind string, asked, got int, took time.Duration, err error)
 	// HotLookedUp follows every lookup of a batch of the hot set (asked
-	// IDs, at most 100) and every round that found the hot set empty
-	// (asked 0). inMotion is the hot set's size when the round began; c is
-	// what the lookup committed (its events are in the outbox); err is set
-	// when part of the lookup failed, when its commit failed, or, as
+	// IDs, at most 100), every round that found the hot set empty (asked
+	// 0), and every early commit of the pages of a scan in flight (asked
+	// 0, c not empty or err set). inMotion is the hot set's size when the
+	// round began (after the early commit); c is what the lookup or early
+	// commit committed (its events are in the outbox); err is set when
+	// part of the lookup failed, when its commit failed, or, as
 	// ErrHotSuperseded, when its answer was set aside.
 	HotLookedUp(t Target, inMotion, asked int, c Commit, err error)
 }

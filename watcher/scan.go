@@ -77,3 +77,27 @@ type Source interface {
 	// be checked.
 	Lookup(ctx context.Context, ids []string) (LookupResult, error)
 }
+
+// Page is what one page of a scan read, handed over while the scan runs.
+type Page struct {
+	// Observations holds the page's usable observations (valid ID and
+	// state), in the API's order. A later page of the same scan may list
+	// an instance again, even in another state (the fleet moved during
+	// paging); Scan.Observations is the reconciled view.
+	Observations []Observation
+	// Started is no later than the moment the page was read (its first
+	// request was sent after it), Done no earlier (its answer had arrived).
+	Started, Done time.Time
+}
+
+// PageScanner is a Source that can hand over each page of a scan as it
+// arrives, before the scan is complete. The hot set uses it to follow an
+// instance seen in a transitional state from its page on, not from the
+// scan's commit (see hotRound).
+type PageScanner interface {
+	Source
+	// ScanPages is Scan, and also calls page with each page that
+	// succeeded, as it arrives. Calls are not concurrent, and page must
+	// be quick (it delays the scan) and must not keep the Page's slice.
+	ScanPages(ctx context.Context, page func(Page)) (Scan, error)
+}

@@ -143,6 +143,8 @@ type target struct {
 	// hot lookup that found an instance returned (see hotRound).
 	scanCommits uint64
 	hotSeen     map[string]time.Time
+	// feed carries the scan's pages to the hot loop (see pageFeed).
+	feed pageFeed
 	// wake nudges the relay after a commit (capacity 1: one pending nudge is
 	// enough).
 	wake chan struct{}

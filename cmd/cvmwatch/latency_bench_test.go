@@ -201,6 +201,8 @@ func BenchmarkDetectionLatency100k(b *testing.B) {
 		l := r.Report.Latency
 		b.ReportMetric(time.Duration(l.Transitional.Detection.P99).Seconds(), "p99-transitional-s")
 		b.ReportMetric(time.Duration(l.Stable.Detection.P99).Seconds(), "p99-stable-s")
+		b.ReportMetric(time.Duration(l.TransitionalToPresent.Detection.P99).Seconds(), "p99-transitional-present-s")
+		b.ReportMetric(time.Duration(l.Disappearances.Detection.P99).Seconds(), "p99-disappearance-s")
 		b.ReportMetric(l.Transitional.Rate, "capture-transitional")
 		b.ReportMetric(l.Stable.Rate, "capture-stable")
 	}
@@ -246,7 +248,8 @@ func TestDetectionLatencyBench(t *testing.T) {
 	if l.Cycle <= 0 {
 		t.Fatalf("scan cycle %v not derived from %d scans", l.Cycle, len(r.Scans))
 	}
-	for name, c := range map[string]oracle.Class{"transitional": l.Transitional, "stable": l.Stable} {
+	for name, c := range map[string]oracle.Class{"transitional": l.Transitional, "stable": l.Stable,
+		"transitional into a present state": l.TransitionalToPresent} {
 		if c.Changes == 0 || c.Detection.N == 0 {
 			t.Fatalf("%s: %d true changes, %d detections: the run measured nothing", name, c.Changes, c.Detection.N)
 		}

@@ -25,7 +25,8 @@ func newHotMetrics(reg prometheus.Registerer) *hotMetrics {
 			Help: "Lookups of a batch of the hot set, by result: ok, failed (in part), or superseded " +
 				"(set aside: a scan committed meanwhile)."}, append(tl, "result")),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "hot_events_total",
-			Help: "Events committed from hot lookups (also counted in events_total)."}, tl),
+			Help: "Events committed from hot lookups and from scan pages committed early for the hot set " +
+				"(also counted in events_total)."}, tl),
 	}
 	reg.MustRegister(m.size, m.lookups, m.events)
 	return m
@@ -35,7 +36,11 @@ func newHotMetrics(reg prometheus.Registerer) *hotMetrics {
 func (m *metrics) HotLookedUp(t watcher.Target, inMotion, asked int, c watcher.Commit, err error) {
 	h := m.hot
 	h.size.WithLabelValues(t.Account, t.Region).Set(float64(inMotion))
-	if asked == 0 {
+	h.events.WithLabelValues(t.Account, t.Region).Add(float64(len(c.Events)))
+	for _, e := range c.Events {
+		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
+	}
+	if asked == 0 { // an empty round, or an early commit of a scan's pages
 		return
 	}
 	result := "ok"
@@ -46,8 +51,4 @@ func (m *metrics) HotLookedUp(t watcher.Target, inMotion, asked int, c watcher.C
 		result = "failed"
 	}
 	h.lookups.WithLabelValues(t.Account, t.Region, result).Inc()
-	h.events.WithLabelValues(t.Account, t.Region).Add(float64(len(c.Events)))
-	for _, e := range c.Events {
-		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
-	}
 }

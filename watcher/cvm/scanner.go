@@ -110,11 +110,23 @@ func NewScanner(cfg ScannerConfig) (*Scanner, error) {
 // page succeeded, TotalCount was believable and no instance was reported with
 // two different states.
 func (s *Scanner) Scan(ctx context.Context) (watcher.Scan, error) {
+	return s.scan(ctx, nil)
+}
+
+// ScanPages is Scan, handing each page that succeeded to page as it
+// arrives (see watcher.PageScanner).
+func (s *Scanner) ScanPages(ctx context.Context, page func(watcher.Page)) (watcher.Scan, error) {
+	return s.scan(ctx, page)
+}
+
+var _ watcher.PageScanner = (*Scanner)(nil)
+
+func (s *Scanner) scan(ctx context.Context, onPage func(watcher.Page)) (watcher.Scan, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	started := time.Now()
-	var st callStats
+	st := callStats{onPage: onPage}
 	acc := newAccumulator()
 	var failures []error
 	stopProgress := s.reportProgress(ctx, &st)
@@ -256,6 +268,10 @@ type callStats struct {
 	requests, retries, throttles atomicInt
 	// pagesDone and pagesTotal track a scan's progress.
 	pagesDone, pagesTotal atomicInt
+	// onPage, if set, is handed each listing page that succeeded (see
+	// watcher.PageScanner); pageMu makes its calls one at a time.
+	onPage func(watcher.Page)
+	pageMu sync.Mutex
 }
 
 // reportProgress tells the observer of every page done and logs a long
@@ -281,8 +297,9 @@ func (s *Scanner) reportProgress(ctx context.Context, st *callStats) (stop func(
 }
 
 // describe sends one request with retries (see caller) and reports a
-// listing page's progress.
+// listing page's progress, and the page itself to st.onPage.
 func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs) (page, error) {
+	started := time.Now() // before the limiter's wait: no later than the read
 	var p page
 	c := caller{limiter: s.limiter, retry: s.retry, obs: s.obs, account: s.target.Account, action: ActionDescribeInstancesStatus}
 	err := c.do(ctx, st, func() error {
@@ -297,6 +314,11 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 		// The first page tells the total: report 1 of N, not 1 of 1.
 		st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
 		s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
+		if st.onPage != nil {
+			st.pageMu.Lock()
+			st.onPage(watcher.Page{Observations: p.items, Started: started, Done: time.Now()})
+			st.pageMu.Unlock()
+		}
 	}
 	return p, nil
 }

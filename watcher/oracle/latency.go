@@ -39,6 +39,16 @@ type Latency struct {
 	// and states the project does not know included.
 	Transitional Class `json:"transitional"`
 	Stable       Class `json:"stable"`
+	// TransitionalToPresent is the part of Transitional whose changes
+	// entered a present state (any but ABSENT): the class the hot set
+	// serves, since a lookup by ID sees such a change but never proves an
+	// absence. Disappearances holds every change into ABSENT, out of any
+	// state (in practice TERMINATING): declared only by complete scans and
+	// a lookup (DESIGN), so bounded by the scan cycle, not by the hot set.
+	// Transitional is TransitionalToPresent plus the disappearances out of
+	// a transitional state.
+	TransitionalToPresent Class `json:"transitionalToPresent"`
+	Disappearances        Class `json:"disappearances"`
 	// States has, per state entered in the span, how many of its true
 	// segments appear in the chains, sorted by state.
 	States []StateCapture `json:"states"`
@@ -49,6 +59,8 @@ type Latency struct {
 // is the true state it left (segment a), and also the state the true change
 // came out of when no state was skipped. A true transition (the entry into
 // segment k, out of segment k-1) belongs to the class of segment k-1.
+// TransitionalToPresent and Disappearances also look at the state entered:
+// the event's To, the true transition's segment k.
 type Class struct {
 	// Detection is the distribution of ObservedAt minus the true change's
 	// time, over the events whose true change is in the span.
@@ -141,13 +153,21 @@ func measure(tls map[string][]segment, chains map[string][]watcher.Event, matche
 	l := &Latency{Since: opts.BaselineEnd, Until: cmp.Or(opts.Until, opts.End, last), Cycle: Seconds(cycle(opts))}
 	inSpan := func(t time.Time) bool { return t.After(l.Since) && !t.After(l.Until) }
 	heldUntil := cmp.Or(opts.End, last)
-	classes := [2]*Class{&l.Transitional, &l.Stable}
-	var detection, store [2][]time.Duration // per class, as classes
-	class := func(s watcher.State) int {
-		if s.Transitional() {
-			return 0
+	classes := [4]*Class{&l.Transitional, &l.Stable, &l.TransitionalToPresent, &l.Disappearances}
+	var detection, store [4][]time.Duration // per class, as classes
+	// in returns the classes of a change from -> to, as indices of classes.
+	in := func(from, to watcher.State) []int {
+		c := []int{1}
+		if from.Transitional() {
+			c[0] = 0
+			if to != watcher.Absent {
+				c = append(c, 2)
+			}
 		}
-		return 1
+		if to == watcher.Absent {
+			c = append(c, 3)
+		}
+		return c
 	}
 	type tally struct {
 		entered, seen int
@@ -166,20 +186,22 @@ func measure(tls map[string][]segment, chains map[string][]watcher.Event, matche
 				continue
 			}
 			e := chains[key][m.event]
-			c := class(e.From)
-			detection[c] = append(detection[c], e.ObservedAt.Sub(change))
-			if at, ok := stored[e.ID]; ok {
-				store[c] = append(store[c], at.Sub(change))
+			for _, c := range in(e.From, e.To) {
+				detection[c] = append(detection[c], e.ObservedAt.Sub(change))
+				if at, ok := stored[e.ID]; ok {
+					store[c] = append(store[c], at.Sub(change))
+				}
 			}
 		}
 		for k := 1; k < len(tl); k++ {
 			if !inSpan(tl[k].start) {
 				continue
 			}
-			c := classes[class(tl[k-1].state)]
-			c.Changes++
-			if own[k] {
-				c.Captured++
+			for _, c := range in(tl[k-1].state, tl[k].state) {
+				classes[c].Changes++
+				if own[k] {
+					classes[c].Captured++
+				}
 			}
 			t := states[tl[k].state]
 			if t == nil {
@@ -254,7 +276,9 @@ func (l Latency) Lines() []string {
 	for _, c := range []struct {
 		name string
 		c    Class
-	}{{"out of a transitional state", l.Transitional}, {"out of a stable state", l.Stable}} {
+	}{{"out of a transitional state", l.Transitional}, {"out of a stable state", l.Stable},
+		{"out of a transitional state into a present state", l.TransitionalToPresent},
+		{"disappearances (into ABSENT)", l.Disappearances}} {
 		out = append(out,
 			fmt.Sprintf("detection latency (observedAt - true change), %s: %s", c.name, dist(c.c.Detection)),
 			fmt.Sprintf("store latency (stored - true change), %s: %s", c.name, dist(c.c.Stored)),

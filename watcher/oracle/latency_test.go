@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,7 +163,11 @@ func TestLatency(t *testing.T) {
 					t.Fatalf("violation on a faithful stream: %s", v)
 				}
 			}
-			if got, want := rounded(*r.Latency), rounded(tc.want()); !reflect.DeepEqual(got, want) {
+			want := tc.want()
+			// latencyTruth holds no disappearance: the changes out of a
+			// transitional state all enter a present state.
+			want.TransitionalToPresent = want.Transitional
+			if got, want := rounded(*r.Latency), rounded(want); !reflect.DeepEqual(got, want) {
 				gj, _ := json.MarshalIndent(got, "", " ")
 				wj, _ := json.MarshalIndent(want, "", " ")
 				t.Fatalf("latency =\n%s\nwant\n%s", gj, wj)
@@ -175,12 +180,66 @@ func TestLatency(t *testing.T) {
 // however they were summed.
 func rounded(l Latency) Latency {
 	r := func(f float64) float64 { return math.Round(f*1e9) / 1e9 }
-	l.Transitional.Rate, l.Stable.Rate = r(l.Transitional.Rate), r(l.Stable.Rate)
+	for _, c := range []*Class{&l.Transitional, &l.Stable, &l.TransitionalToPresent, &l.Disappearances} {
+		c.Rate = r(c.Rate)
+	}
 	l.States = append([]StateCapture(nil), l.States...)
 	for i := range l.States {
 		l.States[i].Rate, l.States[i].Bound = r(l.States[i].Rate), r(l.States[i].Bound)
 	}
 	return l
+}
+
+// A disappearance is in its own class, and in the transitional class of
+// the state it left, but not among the changes out of a transitional state
+// into a present state: the class the hot set serves.
+func TestLatencySplitsDisappearancesFromChangesIntoAPresentState(t *testing.T) {
+	// b, after its missed reboot, terminates: TERMINATING 24..28, then gone.
+	truth := append(latencyTruth[:len(latencyTruth):len(latencyTruth)],
+		cvmsim.Change{Time: sec(24), Region: tg.Region, InstanceID: "ins-bbbbbbbb", From: "RUNNING", To: "TERMINATING"},
+		cvmsim.Change{Time: sec(28), Region: tg.Region, InstanceID: "ins-bbbbbbbb", From: "TERMINATING", To: "ABSENT"},
+	)
+	evs := append(latencyEvents(),
+		ev("ins-bbbbbbbb", 1, "RUNNING", "TERMINATING", sec(23), sec(26)),      // stable, 2 s
+		ev("ins-bbbbbbbb", 2, "TERMINATING", watcher.Absent, sec(26), sec(55)), // a disappearance, 27 s
+	)
+	r := Check(storedMsgs(t, evs), truth, Options{BaselineStart: sec(1), BaselineEnd: sec(2), Cycle: 10 * time.Second})
+	if !r.OK() {
+		t.Fatalf("violations on a faithful stream:\n%s", r)
+	}
+	l := rounded(*r.Latency)
+	present := latencyWant().Transitional // PENDING->RUNNING 4 s, STARTING->RUNNING 7 s
+	gone := Class{
+		Detection: Distribution{N: 1, P50: secs(27), P90: secs(27), P99: secs(27), Max: secs(27)},
+		Stored:    Distribution{N: 1, P50: secs(27.5), P90: secs(27.5), P99: secs(27.5), Max: secs(27.5)},
+		Changes:   1, Captured: 1, Rate: 1,
+	}
+	transitional := Class{
+		Detection: Distribution{N: 3, P50: secs(7), P90: secs(27), P99: secs(27), Max: secs(27)},
+		Stored:    Distribution{N: 3, P50: secs(7.5), P90: secs(27.5), P99: secs(27.5), Max: secs(27.5)},
+		Changes:   5, Captured: 3, Rate: 0.6,
+	}
+	for _, c := range []struct {
+		name      string
+		got, want Class
+	}{
+		{"into a present state", l.TransitionalToPresent, present},
+		{"disappearances", l.Disappearances, gone},
+		{"transitional", l.Transitional, transitional},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %+v, want %+v", c.name, c.got, c.want)
+		}
+	}
+	lines := strings.Join(r.Latency.Lines(), "\n")
+	for _, want := range []string{
+		"detection latency (observedAt - true change), out of a transitional state into a present state: n=2 p50=4s p90=7s p99=7s max=7s",
+		"detection latency (observedAt - true change), disappearances (into ABSENT): n=1 p50=27s p90=27s p99=27s max=27s",
+	} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("lines lack %q:\n%s", want, lines)
+		}
+	}
 }
 
 func TestLatencyWithoutTruthIsNil(t *testing.T) {
