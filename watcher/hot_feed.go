@@ -89,7 +89,7 @@ func (w *Watcher) scan(ctx context.Context, t *target) (Scan, error) {
 		return t.source.Scan(ctx)
 	}
 	t.commitMu.Lock()
-	gen, baselined := t.scanCommits, t.snap.meta.Baselined
+	gen, baselined := t.scanCommits, t.snap != nil && t.snap.meta.Baselined // nil: dropped on ErrReload
 	t.commitMu.Unlock()
 	if !baselined {
 		return t.source.Scan(ctx)
@@ -107,6 +107,9 @@ func (w *Watcher) scan(ctx context.Context, t *target) (Scan, error) {
 // pages: the scan commits them.
 func (w *Watcher) commitPages(ctx context.Context, t *target) {
 	pages := t.feed.take(t.scanCommits)
+	if t.snap == nil {
+		return // dropped on ErrReload: the next cycle loads it again and its scan commits these
+	}
 	for i, p := range pages {
 		pages[i].Observations = slices.DeleteFunc(p.Observations, func(o Observation) bool {
 			at, hot := t.hotSeen[o.InstanceID]
@@ -126,6 +129,7 @@ func (w *Watcher) commitPages(ctx context.Context, t *target) {
 			t.log.Warn("scan pages not committed early", "events", len(c.Events), "err", err)
 		}
 		w.cfg.Observer.HotLookedUp(t.Target, len(t.snap.moving), 0, Commit{}, err)
+		t.commitFailed(err)
 		return
 	}
 	select {
