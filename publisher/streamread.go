@@ -68,20 +68,32 @@ func ReadAll(ctx context.Context, js jetstream.JetStream, stream, filter string)
 // (from the first one if start is zero): the server skips the older ones,
 // which are never sent.
 func ReadSince(ctx context.Context, js jetstream.JetStream, stream, filter string, start time.Time) ([]StoredMessage, error) {
-	s, err := lookup(ctx, js, stream)
-	if err != nil {
+	// Right after a stream's leader is lost, API calls and fetches can go
+	// unanswered until a new leader is elected: each call and fetch here is
+	// bounded and tried again while ctx lasts, so the read ends soon after
+	// the election instead of at the caller's deadline.
+	var s jetstream.Stream
+	if err := retryCall(ctx, func(cctx context.Context) (err error) {
+		s, err = lookup(cctx, js, stream)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}}
+	// A failed reset (the consumer re-created for a fetch) ends that fetch
+	// with an error instead of retrying without end; the loop tries again.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, MaxResetAttempts: 2}
 	if !start.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", stream, err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
+	var cons jetstream.Consumer
+	var info *jetstream.ConsumerInfo
+	if err := retryCall(ctx, func(cctx context.Context) (err error) {
+		if cons, err = s.OrderedConsumer(cctx, cfg); err != nil {
+			return err
+		}
+		info, err = cons.Info(cctx)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}
 	want := int(info.NumPending)
@@ -96,7 +108,7 @@ func ReadSince(ctx context.Context, js jetstream.JetStream, stream, filter strin
 		// stream's leadership costs one wait, not the caller's deadline.
 		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(fetchWait(ctx)))
 		if err != nil {
-			if errors.Is(err, nats.ErrTimeout) {
+			if transient(err) {
 				continue
 			}
 			return out, fmt.Errorf("read stream %s: %w", stream, err)
@@ -108,11 +120,39 @@ func ReadSince(ctx context.Context, js jetstream.JetStream, stream, filter strin
 			}
 			out = append(out, sm)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		if err := batch.Error(); err != nil && !transient(err) {
 			return out, fmt.Errorf("read stream %s: %w", stream, err)
 		}
 	}
 	return out, nil
+}
+
+// apiCallTimeout bounds one JetStream API call of the readers.
+const apiCallTimeout = 5 * time.Second
+
+// retryCall calls call with a context bounded by apiCallTimeout, again
+// while the error is transient (see transient) and ctx lasts.
+func retryCall(ctx context.Context, call func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, apiCallTimeout)
+		err := call(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		if watcher.Sleep(ctx, watcher.Backoff(attempt, 100*time.Millisecond, time.Second)) != nil {
+			return err
+		}
+	}
+}
+
+// transient reports whether err is what a JetStream call answers while a
+// stream or its consumer has no leader: a timeout, no responders, or a
+// consumer that could not be re-created.
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrOrderedConsumerReset)
 }
 
 // maxFetchWait bounds one fetch of ReadAll.
