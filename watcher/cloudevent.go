@@ -128,22 +128,16 @@ type EventData struct {
 	Operation *OperationData `json:"operation,omitempty"`
 }
 
-// MarshalCloudEvent encodes e as a CloudEvents 1.0 structured JSON body.
-// The output is deterministic: the same event always gives the same bytes,
-// exactly those encoding/json gives for the contract's field order (a test
-// holds it to that). It is appended by hand because the relay encodes every
-// event it publishes.
-func MarshalCloudEvent(e Event) ([]byte, error) {
-	if e.Completes != "" {
-		return marshalAttributed(e)
-	}
-	b := make([]byte, 0, 512)
+// appendEnvelope appends the CloudEvent attributes of e with type typ and
+// the start of its data (account, region, instanceId), which every event
+// type shares; the caller appends the rest of data and closes both objects.
+func appendEnvelope(b []byte, e Event, typ string) []byte {
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, e.ID)
 	b = append(b, `,"source":`...)
 	b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type())
+	b = appendJSONString(b, typ)
 	b = append(b, `,"subject":`...)
 	b = appendJSONString(b, e.InstanceID)
 	b = append(b, `,"time":"`...)
@@ -153,7 +147,19 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 	b = append(b, `,"region":`...)
 	b = appendJSONString(b, e.Target.Region)
 	b = append(b, `,"instanceId":`...)
-	b = appendJSONString(b, e.InstanceID)
+	return appendJSONString(b, e.InstanceID)
+}
+
+// MarshalCloudEvent encodes e as a CloudEvents 1.0 structured JSON body.
+// The output is deterministic: the same event always gives the same bytes,
+// exactly those encoding/json gives for the contract's field order (a test
+// holds it to that). It is appended by hand because the relay encodes every
+// event it publishes.
+func MarshalCloudEvent(e Event) ([]byte, error) {
+	if e.Completes != "" {
+		return marshalAttributed(e)
+	}
+	b := appendEnvelope(make([]byte, 0, 512), e, e.Type())
 	b = append(b, `,"from":`...)
 	b = appendJSONString(b, string(e.From))
 	b = append(b, `,"to":`...)
