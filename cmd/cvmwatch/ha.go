@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -267,18 +265,7 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 // when, and an "ha" entry says which replica answers and how many targets
 // it holds. A replica that holds none is ready: it stands by.
 func (h *haRunner) wrapStatus(handler http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/readyz" && req.URL.Path != "/api/state" {
-			handler.ServeHTTP(w, req)
-			return
-		}
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
-		var body map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-			handler.ServeHTTP(w, req)
-			return
-		}
+	return amendJSON(handler, []string{"/readyz", "/api/state"}, func(body map[string]any, code int) int {
 		held := map[string]lease.Lease{}
 		for _, l := range h.Held() {
 			held[l.Target.String()] = l
@@ -296,6 +283,6 @@ func (h *haRunner) wrapStatus(handler http.Handler) http.Handler {
 			}
 		}
 		body["ha"] = map[string]any{"replica": h.replica, "holds": len(held)}
-		writeJSON(w, rec.Code, body)
+		return code
 	})
 }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -153,27 +151,15 @@ func (r *notifyRunner) notReadyReason() string {
 // wrapReady adds the notifier to handler's /readyz: a "notify" entry with
 // its reason, and 503 while it does not run.
 func (r *notifyRunner) wrapReady(handler http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path != "/readyz" {
-			handler.ServeHTTP(w, req)
-			return
-		}
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
-		var body map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-			handler.ServeHTTP(w, req)
-			return
-		}
+	return amendJSON(handler, []string{"/readyz"}, func(body map[string]any, code int) int {
 		why := r.notReadyReason()
-		code := rec.Code
 		entry := map[string]any{"ready": why == ""}
 		if why != "" {
 			entry["reason"] = why
 			code, body["status"] = http.StatusServiceUnavailable, "not ready"
 		}
 		body["notify"] = entry
-		writeJSON(w, code, body)
+		return code
 	})
 }
 
