@@ -127,7 +127,7 @@ func runNotifier(ctx context.Context, t *testing.T, js jetstream.JetStream, room
 // room, whose URL it returns.
 func sentAndRoom(t *testing.T, js jetstream.JetStream) (*notifier.KVSent, *notifiertest.Room, string) {
 	t.Helper()
-	sent, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour)
+	sent, _, err := notifier.OpenKVSent(t.Context(), js, "notify_sent", time.Hour, publisher.AutoReplicas)
 	if err != nil {
 		t.Fatalf("OpenKVSent: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cvmwatch/cvmwatch/publisher"
 )
 
 // SentStore remembers which events were told to which sink by which route,
@@ -35,16 +37,47 @@ type KVSent struct {
 var _ SentStore = (*KVSent)(nil)
 
 // OpenKVSent creates or opens the bucket (file storage, one value per key,
-// entries expiring after horizon).
-func OpenKVSent(ctx context.Context, js jetstream.JetStream, bucket string, horizon time.Duration) (*KVSent, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// entries expiring after horizon) with replicas copies, chosen as for
+// every stream cvmwatch creates (publisher.CreateReplicated: a number, or
+// publisher.AutoReplicas). An existing bucket keeps its own count unless
+// replicas asks for more; it is never scaled down. It returns the count
+// chosen and why, for the log.
+func OpenKVSent(ctx context.Context, js jetstream.JetStream, bucket string, horizon time.Duration, replicas int) (*KVSent, publisher.ReplicaChoice, error) {
+	cfg := jetstream.KeyValueConfig{
 		Bucket: bucket, Description: "cvmwatch notify: events told, per route and sink",
 		TTL: horizon, History: 1, Storage: jetstream.FileStorage,
+	}
+	if kv, err := js.KeyValue(ctx, bucket); err == nil {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return nil, publisher.ReplicaChoice{}, fmt.Errorf("sent-events bucket %s: %w", bucket, err)
+		}
+		have := 1
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo() != nil {
+			have = max(bs.StreamInfo().Config.Replicas, 1)
+		}
+		cfg.Replicas = have
+		choice := publisher.ReplicaChoice{Replicas: have, Reason: "existing bucket"}
+		if replicas != publisher.AutoReplicas && replicas > have {
+			cfg.Replicas, choice = replicas, publisher.ReplicaChoice{Replicas: replicas, Reason: "configured (scaled up)"}
+		}
+		if kv, err = js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return nil, publisher.ReplicaChoice{}, fmt.Errorf("sent-events bucket %s: %w", bucket, err)
+		}
+		return &KVSent{kv: kv}, choice, nil
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, publisher.ReplicaChoice{}, fmt.Errorf("sent-events bucket %s: %w", bucket, err)
+	}
+	var kv jetstream.KeyValue
+	choice, err := publisher.CreateReplicated(ctx, js, replicas, func(ctx context.Context, n int) (err error) {
+		cfg.Replicas = n
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sent-events bucket %s: %w", bucket, err)
+		return nil, publisher.ReplicaChoice{}, fmt.Errorf("sent-events bucket %s: %w", bucket, err)
 	}
-	return &KVSent{kv: kv}, nil
+	return &KVSent{kv: kv}, choice, nil
 }
 
 // Sent reports whether the bucket holds key.

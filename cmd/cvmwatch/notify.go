@@ -92,7 +92,11 @@ func (r *notifyRunner) Run(ctx context.Context) error {
 	for n := 1; ; n++ {
 		var err error
 		if sent == nil {
-			sent, err = notifier.OpenKVSent(ctx, r.js, "cvmwatch_notify_"+r.cfg.Durable, r.cfg.DedupeHorizon.D())
+			var choice publisher.ReplicaChoice
+			sent, choice, err = notifier.OpenKVSent(ctx, r.js, "cvmwatch_notify_"+r.cfg.Durable, r.cfg.DedupeHorizon.D(), int(r.nats.Replicas))
+			if err == nil {
+				r.log.Info("notify: sent-events bucket ready", "replicas", choice.Replicas, "why", choice.Reason)
+			}
 		}
 		if err == nil && p == nil {
 			p, err = notifier.NewPipeline(notifier.PipelineConfig{Router: r.router, Senders: r.senders, Sent: sent,
