@@ -14,8 +14,9 @@ import (
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 )
 
-// streamedAll reads every message of the stream as events (state events
-// and follow-ups), in stream order, each with its subject checked.
+// streamedAll reads every message of the event stream as events (state
+// events and follow-ups), in stream order, each with its subject,
+// Nats-Msg-Id and Content-Type checked against the event.
 func (h *harness) streamedAll() []watcher.Event {
 	h.t.Helper()
 	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort))
@@ -55,6 +56,9 @@ func (h *harness) streamedAll() []watcher.Event {
 		}
 		if got := m.Header.Get(jetstream.MsgIDHeader); got != e.ID {
 			h.t.Errorf("event %s has Nats-Msg-Id %q", e.ID, got)
+		}
+		if got := m.Header.Get("Content-Type"); got != watcher.ContentType {
+			h.t.Errorf("event %s has Content-Type %q", e.ID, got)
 		}
 		out = append(out, e)
 	}
