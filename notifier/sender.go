@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -164,13 +165,19 @@ func (s *Sender) try(ctx context.Context, m Message) error {
 	return s.platform.Answer(resp.StatusCode, resp.Header, scrubAnswer(body, req.URL))
 }
 
-// scrubAnswer removes the request URL's path and query from an answer
-// before it can reach an error or a log: a proxy or a receiver that echoes
-// the request would otherwise show the webhook's secret (a Slack hook's
-// path, a WeCom key in the query).
+// scrubAnswer removes the request URL's secrets from an answer before it
+// can reach an error or a log: a proxy or a receiver that echoes the
+// request would otherwise show the webhook's secret (a Slack hook's path, a
+// WeCom key, a DingTalk access token). It replaces the query, the path, and
+// each query value and path segment of 8 or more bytes on its own.
 func scrubAnswer(body []byte, u *url.URL) []byte {
-	for _, secret := range []string{u.RawQuery, u.EscapedPath(), u.Path} {
-		if len(secret) > 1 {
+	secrets := []string{u.RawQuery, u.EscapedPath(), u.Path}
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	secrets = append(secrets, strings.Split(u.Path, "/")...)
+	for _, secret := range secrets {
+		if len(secret) >= 8 {
 			body = bytes.ReplaceAll(body, []byte(secret), []byte("[redacted]"))
 		}
 	}

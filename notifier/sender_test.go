@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -268,12 +269,14 @@ func TestSenderDoesNotFollowARedirect(t *testing.T) {
 func TestSenderErrorsNeverEchoTheWebhookSecret(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, "bad request: POST "+r.URL.RequestURI())
+		io.WriteString(w, "bad request: POST "+r.URL.RequestURI()+"; token "+r.URL.Query().Get("access_token")+
+			"; hook "+path.Base(r.URL.Path))
 	}))
 	t.Cleanup(srv.Close)
 	for name, p := range map[string]Platform{
-		"slack path": &Slack{URL: srv.URL + "/services/T0/B0/SECRETPATH"},
-		"wecom key":  &WeCom{URL: srv.URL + "/cgi-bin/webhook/send?key=SECRETKEY"},
+		"slack path":                  &Slack{URL: srv.URL + "/services/T0/B0/SECRETPATH"},
+		"wecom key":                   &WeCom{URL: srv.URL + "/cgi-bin/webhook/send?key=SECRETKEY"},
+		"dingtalk access token alone": &DingTalk{URL: srv.URL + "/robot/send?access_token=SECRETTOKEN", Secret: "s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := NewSender("room", p, SenderOptions{}).Send(t.Context(), Message{Text: "x"})

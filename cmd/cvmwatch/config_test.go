@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +77,15 @@ func TestEnvExpansionCannotInjectStructure(t *testing.T) {
 
 func TestSecretNeverPrinted(t *testing.T) {
 	s := Secret("hunter2-distinctive")
-	for _, out := range []string{s.String(), s.GoString(), fmtAll(s), fmtAll(CredentialsConfig{SecretID: "id", SecretKey: s})} {
+	cfg := CredentialsConfig{SecretID: "id", SecretKey: s}
+	asJSON, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "secret", s, "credentials", cfg)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "secret", s, "credentials", cfg)
+	for _, out := range []string{s.String(), s.GoString(), fmtAll(s), fmtAll(cfg), string(asJSON), logged.String()} {
 		if strings.Contains(out, "hunter2") {
 			t.Errorf("secret printed: %s", out)
 		}

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// Secret is a configuration value that is never printed: fmt, slog and YAML
-// output all show it redacted. Reveal returns the value.
+// Secret is a configuration value that is never printed: fmt, slog (text
+// and JSON), JSON and YAML output all show it redacted. Reveal returns the
+// value.
 type Secret string
 
 const redacted = "<redacted>"
@@ -18,6 +21,12 @@ func (s Secret) GoString() string { return mask(s) }
 
 // MarshalYAML keeps secrets out of check-config output.
 func (s Secret) MarshalYAML() (any, error) { return mask(s), nil }
+
+// MarshalJSON keeps secrets out of JSON output (and slog's JSON handler).
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(mask(s)) }
+
+// LogValue keeps secrets out of slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(mask(s)) }
 
 // Reveal returns the secret itself, for the one place that uses it.
 func (s Secret) Reveal() string { return string(s) }
