@@ -102,7 +102,9 @@ func (w *Watcher) hotRound(ctx context.Context, t *target) {
 	var ids []string
 	if t.snap != nil && t.snap.meta.Baselined {
 		w.commitPages(ctx, t)
-		ids = t.snap.InMotion()
+		if t.snap != nil { // nil: the early commit failed with ErrReload and dropped it
+			ids = t.snap.InMotion()
+		}
 	}
 	t.commitMu.Unlock()
 	if len(ids) == 0 {

@@ -1,12 +1,15 @@
 package watcher_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/cvmwatch/cvmwatch/publisher/mempub"
+	"github.com/cvmwatch/cvmwatch/store"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -129,4 +132,46 @@ func timeline(events []watcher.Event, id string, start time.Time) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// An early commit of scan pages that fails with ErrReload (a replicated
+// store fenced by another replica) drops the snapshot; the hot loop must
+// then skip its round, not dereference it, and the next cycle reloads it.
+func TestEarlyPageCommitFailingWithErrReloadDropsTheSnapshot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		w := newWorld(map[string]watcher.State{"ins-a": watcher.StateRunning})
+		w.paged = true
+		st := &reloadStore{Memory: store.NewMemory()}
+		pub := mempub.New()
+		wt, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Interval: 10 * time.Second,
+			HotInterval: time.Second, Logger: quiet},
+			[]watcher.TargetSource{{Target: w.tg, Source: w.source(), Hot: hotLookuper{w}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- wt.Run(ctx) }()
+
+		sleepUntil(start, 9500*time.Millisecond)
+		w.set("ins-a", watcher.StateStopping)
+		release := w.holdNext(true) // the scan at 10s hands its page over and is held
+		sleepUntil(start, 10500*time.Millisecond)
+		loads := st.failNext(fmt.Errorf("fenced: %w", watcher.ErrReload)) // the early commit at 11s
+		sleepUntil(start, 12500*time.Millisecond)
+		release()
+		sleepUntil(start, 35*time.Second)
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		if got := st.failNext(nil); got <= loads {
+			t.Fatalf("loads = %d after the failed early commit, want more than %d: the snapshot is loaded again", got, loads)
+		}
+		if got := chain(pub.Events(), "ins-a"); len(got) != 1 || got[0] != "RUNNING>STOPPING#1" {
+			t.Fatalf("ins-a events = %v, want RUNNING>STOPPING#1 once (committed by a later cycle)", got)
+		}
+	})
 }
