@@ -21,7 +21,16 @@ type Scan struct {
 	// Complete is true only if every page of the listing succeeded and no
 	// instance was reported with two different states.
 	Complete bool
-	Stats    ScanStats
+	// Described holds, sorted by InstanceID, what DescribeInstances said
+	// about the instances whose page was read through it instead of
+	// DescribeInstancesStatus (a Source may take part of a scan's pages
+	// through either API). Each entry's State is the state that page
+	// reported, the one in Observations; FetchedAt is when its request was
+	// sent. Empty when every page was read through DescribeInstancesStatus.
+	// The cycle compares each entry's Operation.RequestID with the stored
+	// enrichment's to find operations that left no visible state change.
+	Described []Enrichment
+	Stats     ScanStats
 }
 
 // ScanStats describes the work one scan did. Counts are of API requests and
