@@ -167,7 +167,7 @@ func (r *Replicas) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := strconv.Atoi(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil || v < 1 || v > publisher.MaxReplicas {
-		return fmt.Errorf("want auto or a replica count from 1 to %d, got %q", publisher.MaxReplicas, n.Value)
+		return fmt.Errorf("want auto or a replica count from 1 to %d", publisher.MaxReplicas) // value not echoed: it may be a misplaced secret
 	}
 	*r = Replicas(v)
 	return nil

@@ -79,7 +79,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("want a duration like 30s, got %q", n.Value)
+		return fmt.Errorf("want a duration like 30s") // the value is never echoed: it may be a misplaced secret
 	}
 	*d = Duration(v)
 	return nil
