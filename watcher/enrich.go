@@ -79,6 +79,10 @@ const (
 	maxWord  = 128
 )
 
+// MaxTagKeyBytes is the longest tag key an event carries; a longer one is
+// cut (and Truncated set).
+const MaxTagKeyBytes = maxWord
+
 // Enricher describes a target's instances for enrichment. Implementations
 // are safe for concurrent use, own their retry policy and rate limiting
 // (their own quota, apart from the Source's), and never panic on a

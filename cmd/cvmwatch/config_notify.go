@@ -174,8 +174,31 @@ func (n NotifyConfig) validate(key string, written keySet) configErrors {
 		if written[k+".group_max"] && (r.GroupMax < 1 || r.GroupMax > 10000) {
 			errs.add(k+".group_max", "%d must be in [1, 10000]", r.GroupMax)
 		}
+		errs = append(errs, validateShowTags(k+".show_tags", r.ShowTags)...)
 		if _, err := r.route(n, i); err != nil {
 			errs = append(errs, err...)
+		}
+	}
+	return errs
+}
+
+// validateShowTags checks the tag keys a route shows: each a non-empty key
+// no longer than the enrichment keeps (longer keys are cut, so could never
+// match), named once, at most watcher.MaxTags of them.
+func validateShowTags(key string, tags []string) configErrors {
+	var errs configErrors
+	if len(tags) > watcher.MaxTags {
+		errs.add(key, "%d tags, at most %d are carried by an event", len(tags), watcher.MaxTags)
+	}
+	for i, t := range tags {
+		k := key + "[" + itoa(i) + "]"
+		switch {
+		case t == "":
+			errs.add(k, "empty tag key")
+		case len(t) > watcher.MaxTagKeyBytes:
+			errs.add(k, "tag key longer than %d bytes never matches (events cut it)", watcher.MaxTagKeyBytes)
+		case slices.Contains(tags[:i], t):
+			errs.add(k, "%s is named twice", watcher.Quote(t))
 		}
 	}
 	return errs
