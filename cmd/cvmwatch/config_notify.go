@@ -239,14 +239,24 @@ func (r RouteConfig) route(n NotifyConfig, i int) (notifier.Route, configErrors)
 	if rt.GroupMax == 0 {
 		rt.GroupMax = n.GroupMax
 	}
-	for j, g := range slices.Concat(r.Match.Accounts, r.Match.Regions, r.Match.Instances) {
-		if !validGlob(g) {
-			errs.add(k+".match", "glob %q (entry %d) is malformed", g, j)
+	for _, list := range []struct {
+		key    string
+		values []string
+	}{{"accounts", r.Match.Accounts}, {"regions", r.Match.Regions}, {"instances", r.Match.Instances}} {
+		for j, g := range list.values {
+			if !validGlob(g) {
+				errs.add(k+".match."+list.key+"["+itoa(j)+"]", "glob %s is malformed", watcher.Quote(g))
+			}
 		}
 	}
-	for j, s := range append(slices.Clone(r.Match.From), r.Match.To...) {
-		if err := watcher.ValidateToken(s); err != nil {
-			errs.add(k+".match", "state %s (entry %d of from, to): %v", watcher.Quote(s), j, err)
+	for _, list := range []struct {
+		key    string
+		values []string
+	}{{"from", r.Match.From}, {"to", r.Match.To}} {
+		for j, st := range list.values {
+			if err := watcher.ValidateToken(st); err != nil {
+				errs.add(k+".match."+list.key+"["+itoa(j)+"]", "state %s: %v", watcher.Quote(st), err)
+			}
 		}
 	}
 	for j, t := range r.Match.Types {
