@@ -31,11 +31,20 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 
 	// liveListed counts live records the scan listed: when it equals the
 	// live count, nothing is missing and the snapshot need not be walked.
+	// Otherwise listed holds the records the scan listed.
 	liveListed := 0
+	var listed *snapMarks
+	if scan.Complete && snap.meta.Baselined {
+		listed = snap.marks()
+	}
+	cur := snap.cursor()
 	for _, o := range scan.Observations {
-		rec, known := snap.records[o.InstanceID]
+		rec, slot, known := cur.find(o.InstanceID)
 		if known && rec.state != absentIdx {
 			liveListed++
+		}
+		if known && listed != nil {
+			listed.mark(slot, o.InstanceID)
 		}
 		switch {
 		case !known && !baselined:
@@ -50,12 +59,16 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 			d.put(r)
 		}
 	}
+	cur = snap.cursor()
 	for _, id := range scan.Unreadable {
-		rec, ok := snap.records[id]
+		rec, slot, ok := cur.find(id)
 		if !ok || rec.state == absentIdx {
 			continue
 		}
 		liveListed++
+		if listed != nil {
+			listed.mark(slot, id)
+		}
 		// Listed, so not missing; but its state was not read, so its last
 		// sighting must stay what it was (not this scan's start).
 		if rec.missing >= 0 {
@@ -66,24 +79,14 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 	}
 
 	// Absence: only from a complete scan of a target already baselined.
-	if scan.Complete && snap.meta.Baselined && liveListed < snap.live {
-		listed := make(map[string]struct{}, len(scan.Observations)+len(scan.Unreadable))
-		for _, o := range scan.Observations {
-			listed[o.InstanceID] = struct{}{}
-		}
-		for _, id := range scan.Unreadable {
-			listed[id] = struct{}{}
-		}
+	if listed != nil && liveListed < snap.live {
 		live := snap.live
 		var missing []string
-		for id, rec := range snap.records {
-			if rec.state == absentIdx {
-				continue
-			}
-			if _, ok := listed[id]; !ok {
-				missing = append(missing, id)
-			}
-		}
+		isLive := func(r snapRecord) bool { return r.state != absentIdx }
+		snap.walk(listed, isLive, func(id string, rec snapRecord) {
+			missing = append(missing, id)
+			d.misses[id] = int(max(rec.missing, 0)) + 1
+		})
 		slices.Sort(missing)
 		threshold := p.ConfirmScans
 		if live >= p.MassMinInstances && float64(len(missing)) > p.MassFraction*float64(live) {
@@ -91,9 +94,7 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 			threshold = max(p.MassConfirmScans, p.ConfirmScans)
 		}
 		for _, id := range missing {
-			n := int(max(snap.records[id].missing, 0)) + 1
-			d.misses[id] = n
-			switch {
+			switch n := d.misses[id]; {
 			case n >= threshold:
 				d.candidates = append(d.candidates, id)
 			case d.mass && n >= p.ConfirmScans:
@@ -109,11 +110,12 @@ func Diff(snap *Snapshot, scan Scan, p Policy) *Pending {
 		for _, r := range d.puts {
 			reappeared[r.InstanceID] = true
 		}
-		for id, rec := range snap.records {
-			if rec.state == absentIdx && rec.lastSeen < cutoff && !reappeared[id] {
+		expired := func(r snapRecord) bool { return r.state == absentIdx && r.lastSeen < cutoff }
+		snap.walk(nil, expired, func(id string, _ snapRecord) {
+			if !reappeared[id] {
 				d.delete = append(d.delete, id)
 			}
-		}
+		})
 		slices.Sort(d.delete)
 	}
 	return d
@@ -165,7 +167,8 @@ func (d *Pending) Resolve(lr LookupResult, lookupStarted, lookupDone time.Time) 
 		isCandidate[id] = true
 	}
 	for _, id := range sortedKeys(d.misses) {
-		rec := d.snap.record(id, d.snap.records[id])
+		r, _, _ := d.snap.find(id)
+		rec := d.snap.record(id, r)
 		n := d.misses[id]
 		switch st, ok := found[id]; {
 		case isCandidate[id] && absent[id]:

@@ -41,8 +41,9 @@ func diffSightings(snap *Snapshot, tg Target, pages []Page, appear bool) Commit 
 	moved := map[string]bool{}
 	for _, p := range pages {
 		seen, at := floorMillis(p.Started), ceilMillis(p.Done)
+		cur := snap.cursor()
 		for _, o := range p.Observations {
-			rec, ok := snap.records[o.InstanceID]
+			rec, _, ok := cur.find(o.InstanceID)
 			if moved[o.InstanceID] || ok && snap.stateOf(rec) == o.State {
 				continue
 			}

@@ -24,12 +24,13 @@ func TestDiffUnreadableKeepsLastSighting(t *testing.T) {
 		snap.Apply(c, s)
 		// A restart between scans must not change the outcome.
 		reloaded, err := LoadSnapshot(func(fn func(Record) error) (ScanMeta, error) {
-			for id, r := range snap.records {
-				if err := fn(snap.record(id, r)); err != nil {
-					return ScanMeta{}, err
+			var err error
+			snap.walk(nil, nil, func(id string, r snapRecord) {
+				if err == nil {
+					err = fn(snap.record(id, r))
 				}
-			}
-			return snap.meta, nil
+			})
+			return snap.meta, err
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -8,13 +8,28 @@ import "time"
 // was. Not safe for concurrent use.
 //
 // Records are kept compact (see docs/BENCHMARKS.md for the heap per
-// instance): times as unix milliseconds, states numbered.
+// instance): times as unix milliseconds, states numbered, and the records
+// of canonical IDs (see packID) in two parallel sorted slices under their
+// packed ID, with no map entry and no string per instance. Every field of
+// a Record and every ID is kept exactly: a non-canonical ID keeps its
+// string in a map of its own.
 type Snapshot struct {
-	records map[string]snapRecord
-	meta    ScanMeta
-	states  stateTable
+	// keys holds, sorted, the packed IDs of the records of canonical IDs,
+	// and recs their records at the same index.
+	keys []uint64
+	recs []snapRecord
+	// fresh holds the records of canonical IDs added out of order since
+	// the last merge into keys (see settle); odd holds the records of every
+	// other ID. An ID is in exactly one of keys, fresh and odd.
+	fresh map[uint64]snapRecord
+	odd   map[string]snapRecord
+	// dead counts the records of keys that Apply deleted and settle has
+	// not removed yet (their state is deadIdx).
+	dead   int
+	meta   ScanMeta
+	states stateTable
 	// live and tombstones count the records by kind, so a scan that lists
-	// every live instance needs no walk of the whole map.
+	// every live instance needs no walk of the whole snapshot.
 	live, tombstones int
 	// moving holds the live instances in a transitional state: the hot set.
 	moving map[string]struct{}
@@ -30,12 +45,21 @@ type snapRecord struct {
 	missing  int32  // Record.Missing; -1: Missing 0 and Record.Unread
 }
 
-// absentIdx is Absent's index in every state table.
-const absentIdx = 0
+const (
+	// absentIdx is Absent's index in every state table.
+	absentIdx = 0
+	// deadIdx marks, only inside Apply, a record of keys that was deleted.
+	deadIdx = ^uint32(0)
+)
 
 // NewSnapshot returns an empty snapshot: a target never scanned.
 func NewSnapshot() *Snapshot {
-	return &Snapshot{records: map[string]snapRecord{}, states: newStateTable(), moving: map[string]struct{}{}}
+	return &Snapshot{
+		fresh:  map[uint64]snapRecord{},
+		odd:    map[string]snapRecord{},
+		states: newStateTable(),
+		moving: map[string]struct{}{},
+	}
 }
 
 // stateOf returns a record's state.
@@ -46,13 +70,15 @@ func (s *Snapshot) stateOf(r snapRecord) State {
 // LoadSnapshot builds a snapshot from a store's Load walk.
 func LoadSnapshot(load func(fn func(Record) error) (ScanMeta, error)) (*Snapshot, error) {
 	s := NewSnapshot()
+	cur := s.cursor()
 	meta, err := load(func(r Record) error {
-		s.put(r)
+		s.put(&cur, r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.settle()
 	s.meta = meta
 	return s, nil
 }
@@ -61,11 +87,11 @@ func LoadSnapshot(load func(fn func(Record) error) (ScanMeta, error)) (*Snapshot
 func (s *Snapshot) Meta() ScanMeta { return s.meta }
 
 // Len counts the records, tombstones included.
-func (s *Snapshot) Len() int { return len(s.records) }
+func (s *Snapshot) Len() int { return len(s.keys) - s.dead + len(s.fresh) + len(s.odd) }
 
 // Get returns the record of an instance.
 func (s *Snapshot) Get(id string) (Record, bool) {
-	r, ok := s.records[id]
+	r, _, ok := s.find(id)
 	if !ok {
 		return Record{}, false
 	}
@@ -99,10 +125,20 @@ func (s *Snapshot) InMotion() []string {
 
 // CountByState counts live instances (tombstones excluded) per state.
 func (s *Snapshot) CountByState() map[State]int {
+	byIdx := make([]int, len(s.states.names))
+	for _, r := range s.recs {
+		byIdx[r.state]++
+	}
+	for _, r := range s.fresh {
+		byIdx[r.state]++
+	}
+	for _, r := range s.odd {
+		byIdx[r.state]++
+	}
 	out := map[State]int{}
-	for _, r := range s.records {
-		if r.state != absentIdx {
-			out[s.stateOf(r)]++
+	for i, n := range byIdx {
+		if i != absentIdx && n > 0 {
+			out[s.states.names[i]] = n
 		}
 	}
 	return out
@@ -115,31 +151,36 @@ func (s *Snapshot) CountByState() map[State]int {
 // listed without a usable state (which were not seen in their state), are
 // written one by one.
 func (s *Snapshot) Apply(c Commit, scan Scan) {
+	cur := s.cursor()
 	for _, id := range scan.Unreadable {
-		if r, ok := s.records[id]; ok {
+		if r, slot, ok := cur.find(id); ok {
 			r.lastSeen = toMillis(s.record(id, r).LastSeen) // pin before LastComplete moves
-			s.records[id] = r
+			s.setAt(slot, id, r)
 		}
 	}
+	cur = s.cursor()
 	for _, r := range c.Put {
-		s.put(r)
+		s.put(&cur, r)
 	}
+	cur = s.cursor()
 	for _, id := range c.Delete {
-		if r, ok := s.records[id]; ok {
+		if r, slot, ok := cur.find(id); ok {
 			s.count(r, -1)
-			delete(s.records, id)
+			s.remove(slot, id)
 			delete(s.moving, id)
 		}
 	}
+	s.settle()
 	s.meta = c.Meta
 	if scan.Complete {
 		return
 	}
 	seen := toMillis(scan.Stats.Started)
+	cur = s.cursor()
 	for _, o := range scan.Observations {
-		if r, ok := s.records[o.InstanceID]; ok && s.stateOf(r) == o.State && r.lastSeen < seen {
+		if r, slot, ok := cur.find(o.InstanceID); ok && s.stateOf(r) == o.State && r.lastSeen < seen {
 			r.lastSeen = seen
-			s.records[o.InstanceID] = r
+			s.setAt(slot, o.InstanceID, r)
 		}
 	}
 }
@@ -152,8 +193,9 @@ func (s *Snapshot) count(r snapRecord, delta int) {
 	}
 }
 
-func (s *Snapshot) put(r Record) {
-	if old, ok := s.records[r.InstanceID]; ok {
+func (s *Snapshot) put(cur *snapCursor, r Record) {
+	old, slot, ok := cur.find(r.InstanceID)
+	if ok {
 		s.count(old, -1)
 	}
 	nr := snapRecord{
@@ -167,7 +209,7 @@ func (s *Snapshot) put(r Record) {
 		nr.missing = -1 // LastSeen is exact: never derived
 	}
 	s.count(nr, 1)
-	s.records[r.InstanceID] = nr
+	s.setAt(slot, r.InstanceID, nr)
 	if r.State.Transitional() {
 		s.moving[r.InstanceID] = struct{}{}
 	} else {
