@@ -21,6 +21,9 @@ const (
 	// TypeAttributed is the follow-up that names who made the operation of
 	// an event published without its actor (see Attributed).
 	TypeAttributed = "io.github.cvmwatch.instance.attributed.v1"
+	// TypeOperation is an operation that left no visible state change (see
+	// OperationEvent).
+	TypeOperation = "io.github.cvmwatch.instance.operation.v1"
 
 	// TimeFormat is RFC 3339 in UTC with milliseconds, always 3 digits.
 	TimeFormat = "2006-01-02T15:04:05.000Z07:00"
@@ -44,6 +47,8 @@ func (e Event) Type() string {
 	switch {
 	case e.Completes != "":
 		return TypeAttributed
+	case e.IsOperation():
+		return TypeOperation
 	case e.From == Absent:
 		return TypeAppeared
 	case e.To == Absent:
@@ -54,16 +59,21 @@ func (e Event) Type() string {
 }
 
 // Subject returns "<prefix>.state.<account>.<region>.<instanceId>.<FROM>.<TO>",
-// or for a follow-up (TypeAttributed)
-// "<prefix>.attribution.<account>.<region>.<instanceId>". Every token is
+// for a follow-up (TypeAttributed)
+// "<prefix>.attribution.<account>.<region>.<instanceId>", and for an
+// operation event (TypeOperation)
+// "<prefix>.operation.<account>.<region>.<instanceId>". Every token is
 // checked; an unsafe one is an error, never published raw.
 func (e Event) Subject(prefix string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
 	kind, parts := ".state.", []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
-	if e.Completes != "" {
+	switch {
+	case e.Completes != "":
 		kind, parts = ".attribution.", parts[:3]
+	case e.IsOperation():
+		kind, parts = ".operation.", parts[:3]
 	}
 	for _, p := range parts {
 		if err := ValidateToken(p); err != nil {
@@ -123,6 +133,10 @@ type EventData struct {
 	// event it completes. A follow-up has no from, to or sequence (see
 	// AttributedData for its shape).
 	Completes string `json:"completes,omitempty"`
+	// State is set only in an operation event (TypeOperation): the
+	// unchanged state. It has no from, to or sequence (see
+	// OperationEventData for its shape).
+	State State `json:"state,omitempty"`
 	// Instance and Operation are the enrichment: optional, additive.
 	Instance  *InstanceData  `json:"instance,omitempty"`
 	Operation *OperationData `json:"operation,omitempty"`
@@ -156,8 +170,11 @@ func appendEnvelope(b []byte, e Event, typ string) []byte {
 // holds it to that). It is appended by hand because the relay encodes every
 // event it publishes.
 func MarshalCloudEvent(e Event) ([]byte, error) {
-	if e.Completes != "" {
+	switch {
+	case e.Completes != "":
 		return marshalAttributed(e)
+	case e.IsOperation():
+		return marshalOperation(e)
 	}
 	b := appendEnvelope(make([]byte, 0, 512), e, e.Type())
 	b = append(b, `,"from":`...)
@@ -261,6 +278,9 @@ func UnmarshalCloudEvent(b []byte) (Event, error) {
 		}
 	}
 	e.Completes = ce.Data.Completes
+	if ce.Type == TypeOperation {
+		e.From, e.To = ce.Data.State, ce.Data.State
+	}
 	var err error
 	if e.ObservedAt, err = time.Parse(time.RFC3339Nano, ce.Data.ObservedAt); err != nil {
 		return Event{}, fmt.Errorf("cloudevent: observedAt: %w", err)

@@ -36,7 +36,14 @@ func goldenEvents() map[string]Event {
 	follow := Attributed(tgt, PendingAttribution{EventID: changed.ID, InstanceID: changed.InstanceID, Operation: *changed.Operation,
 		ObservedAt: obs}, Actor{Username: "100000000011\"<x>", SourceIP: "2001:db8::7", EventName: "StopInstances"},
 		obs.Add(95*time.Second))
+	rebooted := OperationEvent(tgt, Enrichment{InstanceID: "ins-r8hr2upy", State: StateRunning, Instance: web,
+		Operation: Operation{Name: "RebootInstances", State: "FAILED", RequestID: "9a1f0c2e-5b7d-4e3a-8c6f-1d2e3f4a5b6c",
+			Error: "did not respond \"<in time>\"\n\u2028&"}}, prev, obs)
+	rebootedActor := rebooted
+	rebootedActor.Actor = &Actor{Username: "ops-bot", SourceIP: "203.0.113.7", EventName: "RebootInstances"}
 	return map[string]Event{
+		"operation":           rebooted,
+		"operation_actor":     rebootedActor,
 		"state_changed_actor": withActor,
 		"attributed":          follow,
 		"state_changed":       changed,
@@ -165,6 +172,18 @@ func marshalReference(e Event) ([]byte, error) {
 			op.Actor = &ActorData{Username: a.Username, SourceIP: a.SourceIP, EventName: a.EventName}
 		}
 	}
+	if e.IsOperation() {
+		ce := operationEnvelope{
+			SpecVersion: "1.0", ID: e.ID, Source: "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
+			Type: TypeOperation, Subject: e.InstanceID, Time: formatTime(e.ObservedAt), DataContentType: "application/json",
+			Data: OperationEventData{Account: e.Target.Account, Region: e.Target.Region, InstanceID: e.InstanceID,
+				State: e.To, ObservedAt: formatTime(e.ObservedAt), Instance: instanceData(e.Instance), Operation: op},
+		}
+		if !e.PreviousObservedAt.IsZero() {
+			ce.Data.PreviousObservedAt = formatTime(e.PreviousObservedAt)
+		}
+		return json.Marshal(ce)
+	}
 	if e.Completes != "" {
 		return json.Marshal(attributedEnvelope{
 			SpecVersion: "1.0", ID: e.ID, Source: "cvmwatch/" + e.Target.Account + "/" + e.Target.Region,
@@ -194,6 +213,9 @@ func FuzzMarshalCloudEvent(f *testing.F) {
 	f.Add("a<b", "r\"", "ins-\u2028", "ABSENT", "x\\y", uint64(1), int64(0), int64(-5), "web-01", "env", "prod", "6e1c", uint8(3))
 	f.Add("", "", "", "", "ABSENT", uint64(0), int64(1), int64(0), "\xff\xfe", "k\x00", "v\n\u2029", "", uint8(7))
 	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "", "", uint64(0), int64(1796000000123), int64(0), "ops-bot", "StopInstances", "\x00<>&\"", "6e1c", uint8(14))
+	// Operation events (from == to).
+	f.Add("prod", "ap-guangzhou", "ins-r8hr2upy", "RUNNING", "RUNNING", uint64(0), int64(1796000000123), int64(1796000000000), "web", "RebootInstances", "a\"<b>\n", "9a1f", uint8(7))
+	f.Add("p", "r", "i", "x\u2028", "x\u2028", uint64(3), int64(1), int64(0), "\xff", "", "", "", uint8(1))
 	f.Fuzz(func(t *testing.T, acct, region, id, from, to string, seq uint64, obsMs, prevMs int64, name, tagKey, tagValue, reqID string, shape uint8) {
 		obs := time.UnixMilli(obsMs % 1e14).UTC()
 		if got, want := string(appendTime(nil, obs)), obs.Format(TimeFormat); got != want {
@@ -274,5 +296,31 @@ func TestAttributedSubjectRefusesUnsafeTokens(t *testing.T) {
 	}
 	if s, err := e.Subject("c*m"); err == nil {
 		t.Errorf("Subject with prefix c*m = %q, want an error", s)
+	}
+}
+
+// An operation event's subject is checked token by token too, its id is
+// the request's on that instance, and it has no sequence.
+func TestOperationEventSubjectAndID(t *testing.T) {
+	e := goldenEvents()["operation"]
+	if s, err := e.Subject("cvm"); err != nil || s != "cvm.operation.prod.ap-guangzhou.ins-r8hr2upy" {
+		t.Fatalf("Subject = %q, %v", s, err)
+	}
+	if got, want := e.Type(), TypeOperation; got != want {
+		t.Fatalf("Type = %s, want %s", got, want)
+	}
+	if e.Sequence != 0 || e.ID != OperationID(tgt, "ins-r8hr2upy", e.Operation.RequestID) {
+		t.Fatalf("sequence %d id %s, want 0 and the request's id", e.Sequence, e.ID)
+	}
+	if OperationID(tgt, "ins-r8hr2upy", "req-a") == OperationID(tgt, "ins-r8hr2upz", "req-a") ||
+		OperationID(tgt, "ins-r8hr2upy", "req-a") == OperationID(tgt, "ins-r8hr2upy", "req-b") {
+		t.Fatal("two operations share an id")
+	}
+	for _, bad := range []string{"ins-a.b", "ins-*", "ins->", "ins a"} {
+		e := goldenEvents()["operation"]
+		e.InstanceID = bad
+		if s, err := e.Subject("cvm"); err == nil {
+			t.Errorf("Subject with instance %q = %q, want an error", bad, s)
+		}
 	}
 }

@@ -153,7 +153,8 @@ func (t *target) commitFailed(err error) {
 }
 
 // diffCommit diffs a scan against the snapshot, looks up its disappearance
-// candidates, enriches and commits the result and advances the snapshot,
+// candidates, adds the operation events of what the scan described (see
+// described), enriches and commits the result and advances the snapshot,
 // all under t.commitMu so that no hot lookup commits in between (see
 // hotRound for the ordering rule, whose scan half, overtaken, runs first).
 // It returns the commit, the diff and the live instances by state after it.
@@ -189,6 +190,7 @@ func (w *Watcher) diffCommit(ctx context.Context, t *target, scan Scan) (Commit,
 	}
 	c := d.Resolve(lr, lookupStart, lookupDone)
 	t.enrichMu.Lock()
+	w.described(ctx, t, &c, scan)
 	w.enrich(ctx, t, &c, w.cfg.ActorWait)
 	w.crash(CrashAfterScan)
 

@@ -16,7 +16,7 @@ const (
 )
 
 // enrich fetches, between the diff and the commit, the enrichment of the
-// instances c's events are about, and adds it to the events (data.instance,
+// instances c's transitions are about (operation events carry theirs), and adds it to the events (data.instance,
 // and data.operation when Attribute says so) and to c.Enrich, so the
 // commit stores both with the events. It never fails the cycle and never
 // holds it longer than Config.EnrichTimeout: whatever is not described by
@@ -25,21 +25,39 @@ const (
 // began (Config.ActorWait for a scan; one hot interval for a hot round,
 // whose point is speed: an actor found later comes as a follow-up), holding
 // the commit at most max(EnrichTimeout, actorWait) in all. A disappearance
-// carries the
-// instance's last known values. The caller holds t.enrichMu until the
+// carries the instance's last known values. The caller holds t.enrichMu until the
 // commit is done, so a refresh cannot interleave.
 func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait time.Duration) {
 	if t.enricher == nil || len(c.Events) == 0 {
 		return
 	}
 	begun := w.cfg.Now()
-	all := make([]string, 0, len(c.Events))
-	var live []string
+	if !w.enrichTransitions(ctx, t, c) {
+		return // the cycle is abandoned anyway
+	}
+	// The actors of new operations (operation events' too, see described),
+	// until actorWait after enrichment began: with DescribeInstances' time
+	// included, the commit is held at most max(EnrichTimeout, actorWait).
+	w.lookUpActors(ctx, t, c, begun.Add(actorWait))
+}
+
+// enrichTransitions is enrich's first half for c's transitions (operation
+// events carry their enrichment already): it describes them, sets
+// data.instance and data.operation and adds the fresh enrichments to
+// c.Enrich. It returns false when ctx is done.
+func (w *Watcher) enrichTransitions(ctx context.Context, t *target, c *Commit) bool {
+	var all, live []string
 	for _, e := range c.Events {
+		if e.IsOperation() {
+			continue
+		}
 		all = append(all, e.InstanceID)
 		if e.To != Absent {
 			live = append(live, e.InstanceID)
 		}
+	}
+	if len(all) == 0 {
+		return true
 	}
 	prev, err := w.cfg.Store.Enrichments(ctx, t.Target, all)
 	if err != nil {
@@ -47,7 +65,7 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait ti
 		// publish without enrichment rather than guess.
 		t.log.Warn("enrichment: previous values not readable; events go out without enrichment", "err", err)
 		w.cfg.Observer.Enriched(t.Target, EnrichEvents, len(live), 0, 0, err)
-		return
+		return ctx.Err() == nil
 	}
 	fresh := map[string]Enrichment{}
 	if len(live) > 0 {
@@ -57,7 +75,7 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait ti
 		cancel()
 		took := w.cfg.Now().Sub(started)
 		if ctx.Err() != nil {
-			return // the cycle is abandoned anyway
+			return false
 		}
 		for _, en := range got {
 			en.FetchedAt = started
@@ -68,6 +86,9 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait ti
 	}
 	for i := range c.Events {
 		e := &c.Events[i]
+		if e.IsOperation() {
+			continue
+		}
 		p, hadPrev := prev[e.InstanceID]
 		if e.To == Absent {
 			if hadPrev {
@@ -85,10 +106,7 @@ func (w *Watcher) enrich(ctx context.Context, t *target, c *Commit, actorWait ti
 		e.Operation = Attribute(en, p, hadPrev, e.To)
 		c.Enrich = append(c.Enrich, en)
 	}
-	// The actors of new operations, until actorWait after enrichment
-	// began: with DescribeInstances' time included, the commit is held at
-	// most max(EnrichTimeout, actorWait).
-	w.lookUpActors(ctx, t, c, begun.Add(actorWait))
+	return true
 }
 
 // Kinds of enrichment Observer.Enriched reports.
@@ -141,10 +159,14 @@ func (w *Watcher) refreshLoop(ctx context.Context, t *target) {
 }
 
 // RefreshOnce pages through every instance of a target with its Enricher
-// and stores the fresh enrichment of each page (see Refreshed: an
-// operation the scans may not have seen yet is not recorded early). An
-// instance enriched by a commit after the page was fetched keeps that
-// newer enrichment. Pages whose values did not change are not written.
+// and stores the fresh enrichment of each page as Reconcile decides: an
+// operation the scans may not have seen yet is held, not recorded early,
+// and a new operation that left no visible state change is committed as an
+// operation event (TypeOperation) with the enrichment that shows it, in
+// one commit; its actor, when an Attributor is set, is left to a
+// follow-up (a refresh never waits for CloudAudit). An instance enriched
+// by a commit after the page was fetched keeps that newer enrichment.
+// Pages whose values did not change are not written.
 func (w *Watcher) RefreshOnce(ctx context.Context, tg Target) error {
 	t := w.find(tg)
 	if t == nil {
@@ -153,38 +175,40 @@ func (w *Watcher) RefreshOnce(ctx context.Context, tg Target) error {
 	if t.enricher == nil {
 		return nil
 	}
+	// The snapshot says which state the scans know; without it every new
+	// operation would be held.
+	if err := w.loadSnapshot(ctx, t); err != nil {
+		return err
+	}
 	started := w.cfg.Now()
 	err := t.enricher.List(ctx, func(page []Enrichment) error {
+		arrived := w.cfg.Now()
+		fresh := make([]Enrichment, len(page))
 		ids := make([]string, len(page))
 		for i, en := range page {
-			ids[i] = en.InstanceID
+			if en.FetchedAt.IsZero() {
+				en.FetchedAt = started
+			}
+			fresh[i], ids[i] = en.Bound(), en.InstanceID
 		}
+		t.commitMu.Lock()
+		defer t.commitMu.Unlock()
 		t.enrichMu.Lock()
 		defer t.enrichMu.Unlock()
 		prev, err := w.cfg.Store.Enrichments(ctx, tg, ids)
 		if err != nil {
 			return err
 		}
-		var put []Enrichment
-		for _, en := range page {
-			if en.FetchedAt.IsZero() {
-				en.FetchedAt = started
-			}
-			en = en.Bound()
-			p, ok := prev[en.InstanceID]
-			if ok && p.FetchedAt.After(en.FetchedAt) {
-				continue // enriched by a commit since: newer
-			}
-			if en = Refreshed(en, p, ok); ok && en.Equal(p) {
-				continue
-			}
-			put = append(put, en)
-		}
+		var c Commit
+		t.reconcile(&c, fresh, prev, arrived)
 		w.cfg.Observer.Enriched(tg, EnrichRefresh, len(page), len(page), 0, nil)
-		if len(put) == 0 {
-			return nil
+		switch {
+		case len(c.Events) > 0:
+			return w.commitOperations(ctx, t, c)
+		case len(c.Enrich) > 0:
+			return w.cfg.Store.PutEnrichments(ctx, tg, c.Enrich)
 		}
-		return w.cfg.Store.PutEnrichments(ctx, tg, put)
+		return nil
 	})
 	if err != nil {
 		w.cfg.Observer.Enriched(tg, EnrichRefresh, 0, 0, w.cfg.Now().Sub(started), err)

@@ -16,9 +16,13 @@ import (
 type Enrichment struct {
 	InstanceID string
 	// State is the instance's state in the same answer; it is not validated
-	// and is used only to decide whether a refresh may advance Operation.
+	// and is used only to decide whether a fresh answer may advance
+	// Operation (see Reconcile).
 	State State
-	// FetchedAt is when the request that described it was sent.
+	// FetchedAt is when the request that described it was sent; for a
+	// stored enrichment whose Operation was held (see Reconcile), when the
+	// request of the answer that showed that Operation was sent. An
+	// operation newer than Operation happened after FetchedAt.
 	FetchedAt time.Time
 	Instance  Instance
 	// Operation is the instance's latest operation as recorded at this
@@ -245,20 +249,6 @@ func Attribute(now Enrichment, prev Enrichment, hadPrev bool, to State) *Operati
 		return nil
 	}
 	return &op
-}
-
-// Refreshed returns the record a background refresh stores for an instance
-// whose previous enrichment is prev (hadPrev false: none). It takes the
-// fresh values, but keeps the previous operation while the refresh may be
-// ahead of the scans: when the operation is still OPERATING, or the state
-// differs from the state recorded at the previous enrichment (a change the
-// scans have not turned into an event yet). Otherwise that change's event
-// would find its operation already recorded and carry none.
-func Refreshed(fresh Enrichment, prev Enrichment, hadPrev bool) Enrichment {
-	if hadPrev && (fresh.Operation.State == OperationOperating || fresh.State != prev.State) {
-		fresh.Operation = prev.Operation
-	}
-	return fresh
 }
 
 // OperationOperating is LatestOperationState of an operation in progress.

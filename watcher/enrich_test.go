@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -117,23 +118,61 @@ func TestAttribute(t *testing.T) {
 	}
 }
 
-func TestRefreshedDoesNotRecordAnOperationAheadOfTheScans(t *testing.T) {
-	prev := Enrichment{State: StateRunning, Operation: Operation{RequestID: "req-old", State: "SUCCESS"}}
-	done := Enrichment{State: StateRunning, Operation: Operation{RequestID: "req-new", State: "SUCCESS"}}
-	if got := Refreshed(done, prev, true).Operation.RequestID; got != "req-new" {
-		t.Fatalf("settled operation, same state: recorded %q, want req-new", got)
+// Reconcile reports a new operation only when the answer shows the
+// snapshot's state and the operation has settled; otherwise it holds it
+// (the previous operation and its time are kept), and it never stores a
+// new request id silently.
+func TestReconcileReportsOrHoldsEveryNewOperation(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
+	prev := Enrichment{InstanceID: "ins-a", State: StateRunning, FetchedAt: t0,
+		Operation: Operation{Name: "StartInstances", RequestID: "req-old", State: "SUCCESS"}}
+	fresh := func(state State, rid, opState string) Enrichment {
+		return Enrichment{InstanceID: "ins-a", State: state, FetchedAt: t0.Add(time.Hour),
+			Instance:  Instance{Name: "renamed"},
+			Operation: Operation{Name: "RebootInstances", RequestID: rid, State: opState}}
 	}
-	changed := done
-	changed.State = StateStopped
-	if got := Refreshed(changed, prev, true).Operation.RequestID; got != "req-old" {
-		t.Fatalf("state changed since the last enrichment: recorded %q, want req-old kept", got)
+	tests := []struct {
+		name      string
+		fresh     Enrichment
+		hadPrev   bool
+		snapState State
+		known     bool
+		reported  bool // an operation event
+		wantRID   string
+		wantAt    time.Time // the FetchedAt kept
+	}{
+		{"new, settled, same state: reported", fresh(StateRunning, "req-new", "SUCCESS"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour)},
+		{"failed operation: reported too", fresh(StateRunning, "req-new", "FAILED"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour)},
+		{"same state as the snapshot though not as the last enrichment", fresh(StateStopped, "req-new", "SUCCESS"), true, StateStopped, true, true, "req-new", t0.Add(time.Hour)},
+		{"first sighting: stored, not reported", fresh(StateRunning, "req-new", "SUCCESS"), false, StateRunning, true, false, "req-new", t0.Add(time.Hour)},
+		{"same request id: nothing new", fresh(StateRunning, "req-old", "SUCCESS"), true, StateRunning, true, false, "req-old", t0.Add(time.Hour)},
+		{"state the scans have not seen: held", fresh(StateStopped, "req-new", "SUCCESS"), true, StateRunning, true, false, "req-old", t0},
+		{"operating: held", fresh(StateRunning, "req-new", OperationOperating), true, StateRunning, true, false, "req-old", t0},
+		{"no snapshot record: held", fresh(StateRunning, "req-new", "SUCCESS"), true, "", false, false, "req-old", t0},
+		{"null operation: previous kept", fresh(StateRunning, "", ""), true, StateRunning, true, false, "req-old", t0},
 	}
-	operating := done
-	operating.Operation.State = OperationOperating
-	if got := Refreshed(operating, prev, true).Operation.RequestID; got != "req-old" {
-		t.Fatalf("operation in progress: recorded %q, want req-old kept", got)
-	}
-	if got := Refreshed(changed, Enrichment{}, false).Operation.RequestID; got != "req-new" {
-		t.Fatalf("first enrichment: recorded %q, want req-new", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prev
+			if !tt.hadPrev {
+				p = Enrichment{}
+			}
+			keep, op := Reconcile(tt.fresh, p, tt.hadPrev, tt.snapState, tt.known)
+			if got, want := op != nil, tt.reported; got != want {
+				t.Fatalf("reported = %v (%+v), want %v", got, op, want)
+			}
+			if op != nil && *op != tt.fresh.Operation {
+				t.Fatalf("reported %+v, want %+v", *op, tt.fresh.Operation)
+			}
+			if got, want := keep.Operation.RequestID, tt.wantRID; got != want {
+				t.Fatalf("stored request id %q, want %q", got, want)
+			}
+			if got, want := keep.FetchedAt, tt.wantAt; !got.Equal(want) {
+				t.Fatalf("stored FetchedAt %v, want %v", got, want)
+			}
+			if got, want := keep.Instance.Name, "renamed"; got != want {
+				t.Fatalf("stored name %q, want the fresh %q", got, want)
+			}
+		})
 	}
 }

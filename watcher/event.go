@@ -4,7 +4,10 @@ import "time"
 
 // Event is one observed transition of one instance. Events of one instance
 // have contiguous sequences (1, 2, 3, ...) and each one's From equals the
-// previous one's To.
+// previous one's To. Two kinds of events stand outside that chain and have
+// no Sequence: a follow-up (Completes set, TypeAttributed) and an
+// operation event (IsOperation: From == To, the unchanged state;
+// TypeOperation), an operation that left no visible state change.
 type Event struct {
 	// ID is stable: the same transition always gets the same ID, across
 	// retries and restarts (see EventID).

@@ -85,3 +85,26 @@ func (s fakeSource) Scan(ctx context.Context) (watcher.Scan, error) {
 func (s fakeSource) Lookup(context.Context, []string) (watcher.LookupResult, error) {
 	return watcher.LookupResult{}, nil
 }
+
+// describing is a fleet whose scans read every page through
+// DescribeInstances: Scan.Described holds what the fleet's
+// DescribeInstances says about each instance listed, with the page's state
+// and the scan's start as FetchedAt, plus the entries of extra (what a
+// hostile or confused page may add).
+type describing struct {
+	*fleet
+	extra []watcher.Enrichment
+}
+
+func (d describing) Scan(ctx context.Context) (watcher.Scan, error) {
+	s, err := d.fleet.Scan(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range s.Observations {
+		en := d.info[o.InstanceID]
+		en.State, en.FetchedAt = o.State, s.Stats.Started
+		s.Described = append(s.Described, en)
+	}
+	s.Described = append(s.Described, d.extra...)
+	return s, err
+}

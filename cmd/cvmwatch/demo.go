@@ -168,6 +168,12 @@ func (p *printer) print(m *nats.Msg) {
 		fmt.Fprintf(p.out, "undecodable event on %s: %v\n", m.Subject, err)
 		return
 	}
+	if e.IsOperation() {
+		fmt.Fprintf(p.out, "%s  %-22s %s  %-30s op   %s\n", e.ObservedAt.Local().Format("15:04:05"),
+			e.Target.String(), e.InstanceID, string(e.To)+" (no change)",
+			strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)+"  "+actor(e.Actor)))
+		return
+	}
 	fmt.Fprintf(p.out, "%s  %-22s %s  %-13s -> %-13s #%-3d %s\n", e.ObservedAt.Local().Format("15:04:05"),
 		e.Target.String(), e.InstanceID, e.From, e.To, e.Sequence, strings.TrimSpace(identity(e.Instance)+"  "+operation(e.Operation)+"  "+actor(e.Actor)))
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // streamedAll reads every message of the event stream as events (state
-// events and follow-ups), in stream order, each with its subject,
+// events, follow-ups and operation events), in stream order, each with its subject,
 // Nats-Msg-Id and Content-Type checked against the event.
 func (h *harness) streamedAll() []watcher.Event {
 	h.t.Helper()
@@ -146,7 +146,7 @@ func TestE2EActorOnTheStream(t *testing.T) {
 	for _, e := range h.streamedAll() {
 		if e.Completes != "" {
 			follow = append(follow, e)
-		} else {
+		} else if !e.IsOperation() {
 			state = append(state, e)
 		}
 	}

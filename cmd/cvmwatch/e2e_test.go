@@ -159,13 +159,14 @@ func (h *harness) scanAndRelay() watcher.Commit {
 	return c
 }
 
-// streamed reads every state event stored in the stream, in stream order,
+// streamed reads every state event stored in the stream (no follow-up or
+// operation event), in stream order,
 // each checked as streamedAll checks it.
 func (h *harness) streamed() []watcher.Event {
 	h.t.Helper()
 	var out []watcher.Event
 	for _, e := range h.streamedAll() {
-		if e.Completes == "" {
+		if e.Completes == "" && !e.IsOperation() {
 			out = append(out, e)
 		}
 	}

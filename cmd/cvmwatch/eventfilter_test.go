@@ -102,3 +102,22 @@ func TestStateInstancesShowNames(t *testing.T) {
 		t.Fatalf("state --instances output lacks the name:\n%s", b.String())
 	}
 }
+
+func TestEventLineShowsAnOperationWithoutAStateChange(t *testing.T) {
+	at := time.Date(2026, 11, 26, 23, 10, 0, 0, time.UTC)
+	e := watcher.OperationEvent(watcher.Target{Account: "prod", Region: "ap-guangzhou"}, watcher.Enrichment{
+		InstanceID: "ins-r8hr2upy", State: watcher.StateRunning, Instance: watcher.Instance{Name: "web-01"},
+		Operation: watcher.Operation{Name: "RebootInstances", State: "FAILED", RequestID: "r1", Error: "no\x1b[2J answer"}},
+		at.Add(-30*time.Second), at)
+	e.Actor = &watcher.Actor{Username: "ops-bot"}
+	line := (&eventWriter{loc: time.UTC}).line(e)
+	for _, part := range []string{"ins-r8hr2upy", "RUNNING (no change)", " op ", "window 30s", "web-01",
+		"by RebootInstances FAILED (request r1): no\\u001b[2J answer", "by user ops-bot"} {
+		if !strings.Contains(line, part) {
+			t.Errorf("line %q lacks %q", line, part)
+		}
+	}
+	if strings.Contains(line, "->") || strings.Contains(line, "\x1b") {
+		t.Errorf("line %q shows a transition or passes a terminal escape", line)
+	}
+}

@@ -82,7 +82,12 @@ func (e writeError) Unwrap() error { return e.error }
 //	2026-11-26T23:10:00.000Z  prod/ap-guangzhou  ins-r8hr2upy  RUNNING -> STOPPED  #7  window 29.877s  web-01 [env=prod team=web]  by StopInstances SUCCESS (request 6e1c...)
 //
 // where the window is how long before the time the instance was last seen
-// in FROM: the change happened within it. An appearance has no window. The
+// in FROM: the change happened within it. An operation event (an operation
+// that left no visible state change) reads
+//
+//	2026-11-26T23:10:00.000Z  prod/ap-guangzhou  ins-r8hr2upy  RUNNING (no change)  op  window 29.877s  web-01  by RebootInstances SUCCESS (request 9a1f...)
+//
+// with the window in which the operation was made. An appearance has no window. The
 // name and first tags follow when the event carries data.instance, the
 // operation when it carries data.operation.
 func (w *eventWriter) line(e watcher.Event) string {
@@ -105,7 +110,16 @@ func (w *eventWriter) line(e watcher.Event) string {
 		to = ansiBold + stateColor(e.To) + to + ansiReset
 		window = ansiDim + window + ansiReset
 	}
-	parts := []string{ts, target, fmt.Sprintf("%-12s", e.InstanceID), from + " -> " + to, seq, window}
+	change := from + " -> " + to
+	if e.IsOperation() {
+		// An operation that left no visible state change: the state, and
+		// the window in which the operation was made.
+		change, seq = fmt.Sprintf("%-30s", string(e.To)+" (no change)"), "op   "
+		if w.color {
+			change = stateColor(e.To) + change + ansiReset
+		}
+	}
+	parts := []string{ts, target, fmt.Sprintf("%-12s", e.InstanceID), change, seq, window}
 	if id := identity(e.Instance); id != "" {
 		parts = append(parts, id)
 	}

@@ -61,6 +61,11 @@ true state, and every state held longer than --must-see is in the chain.
 These need to know how the baseline was taken: --announced, or the window of
 a silent baseline (--baseline-start, --baseline-end).
 
+Operation events (<prefix>.operation.>: an operation that left no visible
+state change) are checked too: well formed, each request reported once per
+instance and never also as a state event's operation and, with --sim, an
+operation the simulator recorded on that instance within the event's window.
+
 The report says what each check judged (messages, events, instances, true
 changes, the span of time covered), so that a pass shows it had material.
 A stream that holds no event under --prefix fails: nothing was checked.
@@ -151,9 +156,21 @@ func runVerify(ctx context.Context, c *cobra.Command, f verifyFlags, opts oracle
 		return explainStreamError(err, f.stream, f.nats.server)
 	}
 	r := oracle.Check(oracleMessages(stored), truth, opts)
+	var ops []cvmsim.Operation
+	if f.sim != "" {
+		if ops, err = cvmsim.FetchOperations(rctx, f.sim); err != nil {
+			return err
+		}
+	}
+	operated, err := verifyOperations(rctx, js, f, stored, ops, opts)
+	if err != nil {
+		return err
+	}
+	r.Operations = operated.report
+	r.Violations = append(r.Violations, operated.report.Violations...)
 	var attr *oracle.AttributionReport
 	if f.sim != "" {
-		if attr, err = verifyAttribution(rctx, js, f, stored, truth, opts); err != nil {
+		if attr, err = verifyAttribution(rctx, js, f, slices.Concat(stored, operated.messages), truth, ops, opts); err != nil {
 			return err
 		}
 		r.Violations = append(r.Violations, attr.Violations...)

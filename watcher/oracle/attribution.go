@@ -33,7 +33,9 @@ func (r *AttributionReport) add(kind, instance, format string, args ...any) {
 }
 
 // CheckAttribution judges the attribution the stream carries against the
-// simulator's truth: state holds the state messages, follow the
+// simulator's truth: state holds the state messages (and the operation
+// events, whose follow-ups complete them: their actors are judged here,
+// the rest by CheckOperations), follow the
 // follow-ups (<prefix>.attribution.>), truth the history (each change with
 // the operation and request that caused it) and ops the operations
 // recorded (with their actors). The rules:
@@ -70,6 +72,14 @@ func CheckAttribution(state, follow []Message, truth []cvmsim.Change, ops []cvms
 			continue
 		}
 		key := e.Target.Region + "/" + e.InstanceID
+		if e.IsOperation() {
+			// An operation event claims no change (CheckOperations judges
+			// it); its actor is judged here, as a follow-up may complete it.
+			if op, ok := byReq[e.Operation.RequestID]; ok && e.Actor != nil {
+				r.checkActor(key, e.ID, *e.Actor, op)
+			}
+			continue
+		}
 		r.Operations++
 		op, ok := byReq[e.Operation.RequestID]
 		switch {

@@ -112,8 +112,12 @@ type Report struct {
 	Last  time.Time `json:"last,omitzero"`
 	// Latency says how soon the events followed the true changes and how
 	// many true changes they captured; nil without truth.
-	Latency    *Latency    `json:"latency,omitempty"`
-	Violations []Violation `json:"violations"`
+	Latency *Latency `json:"latency,omitempty"`
+	// Operations is what CheckOperations judged of the operation events,
+	// when the caller ran it (cvmwatch verify does); its violations are
+	// also in Violations.
+	Operations *OperationReport `json:"operations,omitempty"`
+	Violations []Violation      `json:"violations"`
 }
 
 // OK reports whether no guarantee was broken.
@@ -132,7 +136,7 @@ func (r Report) Judged() []string {
 		span = fmt.Sprintf("events observed from %s to %s (%s)", r.First.UTC().Format(time.RFC3339), r.Last.UTC().Format(time.RFC3339),
 			r.Last.Sub(r.First).Round(time.Second))
 	}
-	return []string{
+	lines := []string{
 		fmt.Sprintf("form, subject and id: %d messages", r.Messages),
 		fmt.Sprintf("duplicates and conflicts: %d distinct events", r.Events),
 		fmt.Sprintf("per-instance chains: %d instances", r.Instances),
@@ -141,6 +145,10 @@ func (r Report) Judged() []string {
 		fmt.Sprintf("states held at least --must-see: %d", r.MustSeeChecked),
 		"span: " + span,
 	}
+	if r.Operations != nil {
+		lines = append(lines, r.Operations.String())
+	}
+	return lines
 }
 
 // Check judges msgs (every state message of the stream, in stream order)

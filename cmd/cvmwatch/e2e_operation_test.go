@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cvmwatch/cvmwatch/watcher"
+	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
+)
+
+// Through the real daemon (bbolt, the SDK, embedded NATS): a reboot that
+// is over before the next look leaves no visible state change; the
+// refresh finds its new LatestOperationRequestId and publishes it as an
+// operation event, once, while a stop seen by the same refresh is held
+// for the scan's transition; and verify --sim passes on that stream,
+// having judged the operation event against the simulator's records.
+func TestE2EOperationWithoutAStateChangeOnTheStream(t *testing.T) {
+	sim, err := cvmsim.NewServer(cvmsim.Options{InstancesPerRegion: 4, Seed: 7, RateLimit: -1, AuditRateLimit: -1, DwellScale: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	h := newHarnessWith(t, sim, sim.URL(), func(c *Config) { c.Enrich.Actor = true })
+	h.scanAndRelay() // baseline
+	if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil {
+		t.Fatal(err)
+	}
+	ids := h.running(2)
+	ridReboot, err := sim.Operate(ids[0], cvmsim.ActionRebootInstances, "ops-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ridStop, err := sim.Operate(ids[1], cvmsim.ActionStopInstances, "ci-deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both operations end within milliseconds (DwellScale). The simulator
+	// applies due changes when it answers: refresh until it says both are
+	// over (a refresh that sees them in progress holds them), then once
+	// more, which sees them over.
+	settled := map[string]string{ids[0]: cvmsim.StateRunning, ids[1]: cvmsim.StateStopped}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		done := 0
+		for _, in := range sim.Instances(h.target.Region) {
+			if want, ok := settled[in.InstanceId]; ok && in.InstanceState == want && in.LatestOperationState == cvmsim.OperationSuccess {
+				done++
+			}
+		}
+		if done == len(settled) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the simulator's operations did not settle")
+		}
+		if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil {
+		t.Fatal(err)
+	}
+	c := h.scanAndRelay()
+	if len(c.Events) != 1 || c.Events[0].InstanceID != ids[1] || c.Events[0].Operation == nil || c.Events[0].Operation.RequestID != ridStop {
+		t.Fatalf("scan events = %+v, want the stop of %s carrying %s (held by the refresh)", c.Events, ids[1], ridStop)
+	}
+	if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil { // again: nothing new
+		t.Fatal(err)
+	}
+	for range 20 { // the follow-up, once CloudAudit shows the record
+		if n, err := h.d.watcher.AttributeOnce(t.Context(), h.target); err != nil || n == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := h.relay(); err != nil {
+		t.Fatal(err)
+	}
+	var ops []watcher.Event
+	for _, e := range h.streamedAll() {
+		if e.IsOperation() {
+			ops = append(ops, e)
+		}
+	}
+	if len(ops) != 1 || ops[0].InstanceID != ids[0] || ops[0].Operation == nil || ops[0].Operation.RequestID != ridReboot ||
+		ops[0].Operation.Name != cvmsim.ActionRebootInstances || ops[0].To != watcher.StateRunning || ops[0].Instance == nil {
+		t.Fatalf("operation events on the stream = %+v, want the reboot of %s (%s), once", ops, ids[0], ridReboot)
+	}
+	server := fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)
+	code, stdout, stderr := runCLI(t, "verify", "--server", server, "--sim", sim.URL())
+	if code != 0 || !strings.Contains(stdout, "operation events: 1, 1 of them against the recorded operations, violations=0") {
+		t.Fatalf("verify --sim = %d, want a pass that judged the operation event\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "verify", "--server", server, "--sim", sim.URL(), "--json")
+	if code != 0 || !strings.Contains(stdout, `"operations": {`) {
+		t.Fatalf("verify --json = %d, want the operations report in\n%s", code, stdout)
+	}
+}
