@@ -76,7 +76,11 @@ holds a lock on it while it runs).`,
 			if f.json {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams})
+				out := map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams}
+				if st.ha != nil {
+					out["ha"] = st.ha
+				}
+				return enc.Encode(out)
 			}
 			printState(c.OutOrStdout(), st, f.instances)
 			return nil
@@ -100,6 +104,9 @@ type stateView struct {
 	source  string
 	targets []targetHealth
 	streams []publisher.StreamStatus
+	// ha is the lease bucket's view, read with --server when replicas
+	// share the targets (state_ha.go); nil otherwise.
+	ha *haState
 }
 
 // loadState asks the daemon, or reads the scans stream (fromStream) or the
@@ -258,6 +265,9 @@ func stateFromStream(ctx context.Context, f stateFlags, stderr io.Writer) (state
 	if st.streams, err = publisher.DescribeStreams(ctx, js, f.stream, f.scanStream); err != nil {
 		return stateView{}, err
 	}
+	if err := addOwners(ctx, js, &st, f.target, now); err != nil {
+		return stateView{}, err
+	}
 	return st, nil
 }
 
@@ -291,7 +301,7 @@ func printState(w io.Writer, st stateView, instances bool) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Target, total, strings.Join(states, ", "), last, progress, t.OutboxDepth, ready)
 	}
 	tw.Flush()
-	printOwners(w, targets)
+	printOwners(w, targets, st.ha)
 	if !instances {
 		return
 	}
@@ -311,8 +321,14 @@ func printState(w io.Writer, st stateView, instances bool) {
 }
 
 // printOwners shows which replica holds each target's lease and since
-// when (ha); nothing for a single process.
-func printOwners(w io.Writer, targets []targetHealth) {
+// when (ha); nothing for a single process. With the lease bucket's view
+// (ha) it also lists the live replicas, and says "none" for a target no
+// replica holds.
+func printOwners(w io.Writer, targets []targetHealth, ha *haState) {
+	if ha != nil {
+		printLeases(w, targets, ha)
+		return
+	}
 	if !slices.ContainsFunc(targets, func(t targetHealth) bool { return t.Owner != "" }) {
 		return
 	}
