@@ -44,7 +44,8 @@ func newStateCommand() *cobra.Command {
 (http.listen), which also lists the NATS streams with their replicas. When no
 daemon answers: with --server (or NATS_URL) state reads the latest scan summary
 of every target from the scans stream (nats.scan_stream), from any machine that
-reaches NATS; otherwise it reads the database in data_dir directly (the daemon
+reaches NATS, and, when replicas share the targets (ha), which replica owns
+each target and since when, from the lease bucket; otherwise it reads the database in data_dir directly (the daemon
 holds a lock on it while it runs).`,
 		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
   cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
