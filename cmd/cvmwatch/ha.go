@@ -96,7 +96,7 @@ func (h *haRunner) fence(subject string) (string, uint64, bool) {
 	h.mu.Lock()
 	ht, ok := h.held[t]
 	h.mu.Unlock()
-	if !ok {
+	if !ok || !h.leaseValid(t) { // lapsed by our clock: not even sent (ha_guard.go)
 		return "", 0, false
 	}
 	return publisher.EpochSubject(h.prefix, t.Account, t.Region), ht.epoch, true
@@ -238,7 +238,7 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
-	d.store = journal
+	d.store = leaseGuard{Store: journal, valid: d.ha.leaseValid} // writes need a valid lease (ha_guard.go)
 	jc := publisher.JetStreamConfig{Prefix: n.SubjectPrefix}
 	// One fenced publish in flight per relay: on a replicated stream the
 	// server refuses a message whose expected-last-subject check names a

@@ -22,7 +22,7 @@ type haReplica struct {
 	done   chan error
 }
 
-func startHAReplica(t *testing.T, id, urls string, sim *cvmsim.Server, regions []string, ttl time.Duration, log io.Writer) *haReplica {
+func startHAReplica(t testing.TB, id, urls string, sim *cvmsim.Server, regions []string, ttl time.Duration, log io.Writer) *haReplica {
 	t.Helper()
 	cfg := &Config{
 		Accounts: []AccountConfig{{

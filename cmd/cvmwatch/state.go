@@ -44,7 +44,8 @@ func newStateCommand() *cobra.Command {
 (http.listen), which also lists the NATS streams with their replicas. When no
 daemon answers: with --server (or NATS_URL) state reads the latest scan summary
 of every target from the scans stream (nats.scan_stream), from any machine that
-reaches NATS; otherwise it reads the database in data_dir directly (the daemon
+reaches NATS, and, when replicas share the targets (ha), which replica owns
+each target and since when, from the lease bucket; otherwise it reads the database in data_dir directly (the daemon
 holds a lock on it while it runs).`,
 		Example: `  cvmwatch state --config /etc/cvmwatch/cvmwatch.yaml
   cvmwatch state --url http://127.0.0.1:9090 --target prod/ap-guangzhou --instances
@@ -76,7 +77,11 @@ holds a lock on it while it runs).`,
 			if f.json {
 				enc := json.NewEncoder(c.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams})
+				out := map[string]any{"source": st.source, "targets": st.targets, "streams": st.streams}
+				if st.ha != nil {
+					out["ha"] = st.ha
+				}
+				return enc.Encode(out)
 			}
 			printState(c.OutOrStdout(), st, f.instances)
 			return nil
@@ -100,6 +105,9 @@ type stateView struct {
 	source  string
 	targets []targetHealth
 	streams []publisher.StreamStatus
+	// ha is the lease bucket's view, read with --server when replicas
+	// share the targets (state_ha.go); nil otherwise.
+	ha *haState
 }
 
 // loadState asks the daemon, or reads the scans stream (fromStream) or the
@@ -258,6 +266,9 @@ func stateFromStream(ctx context.Context, f stateFlags, stderr io.Writer) (state
 	if st.streams, err = publisher.DescribeStreams(ctx, js, f.stream, f.scanStream); err != nil {
 		return stateView{}, err
 	}
+	if err := addOwners(ctx, js, &st, f.target, now); err != nil {
+		return stateView{}, err
+	}
 	return st, nil
 }
 
@@ -291,7 +302,7 @@ func printState(w io.Writer, st stateView, instances bool) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Target, total, strings.Join(states, ", "), last, progress, t.OutboxDepth, ready)
 	}
 	tw.Flush()
-	printOwners(w, targets)
+	printOwners(w, targets, st.ha)
 	if !instances {
 		return
 	}
@@ -311,8 +322,14 @@ func printState(w io.Writer, st stateView, instances bool) {
 }
 
 // printOwners shows which replica holds each target's lease and since
-// when (ha); nothing for a single process.
-func printOwners(w io.Writer, targets []targetHealth) {
+// when (ha); nothing for a single process. With the lease bucket's view
+// (ha) it also lists the live replicas, and says "none" for a target no
+// replica holds.
+func printOwners(w io.Writer, targets []targetHealth, ha *haState) {
+	if ha != nil {
+		printLeases(w, targets, ha)
+		return
+	}
 	if !slices.ContainsFunc(targets, func(t targetHealth) bool { return t.Owner != "" }) {
 		return
 	}
