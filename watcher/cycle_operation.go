@@ -107,6 +107,9 @@ func (w *Watcher) commitOperations(ctx context.Context, t *target, c Commit) err
 	case t.wake <- struct{}{}:
 	default:
 	}
+	if ro, ok := w.cfg.Observer.(RefreshObserver); ok {
+		ro.RefreshCommitted(t.Target, c)
+	}
 	t.log.Info("operations that left no visible state change", "events", len(c.Events), "from", "refresh")
 	w.observeOutbox(ctx, t)
 	return nil

@@ -35,6 +35,13 @@ type Observer interface {
 	HotLookedUp(t Target, inMotion, asked int, c Commit, err error)
 }
 
+// RefreshObserver is an Observer that is also told about every commit of
+// the operation events a background refresh found (see RefreshOnce); scans
+// and hot lookups report theirs through ScanCommitted and HotLookedUp.
+type RefreshObserver interface {
+	RefreshCommitted(t Target, c Commit)
+}
+
 // TargetStatus is what the loop knows about a target's progress, for health
 // checks and the state command.
 type TargetStatus struct {

@@ -34,6 +34,7 @@ type metrics struct {
 	rejected       *prometheus.CounterVec
 	instances      *prometheus.GaugeVec
 	events         *prometheus.CounterVec
+	operations     *prometheus.CounterVec
 	held           *prometheus.GaugeVec
 	lastComplete   *lastCompleteCollector
 	scanProgress   *prometheus.GaugeVec
@@ -84,6 +85,9 @@ func newMetrics(nc *nats.Conn) *metrics {
 			Help: "Live instances per state after the latest commit."}, append(tl, "state")),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_total",
 			Help: "Events committed to the outbox, by transition."}, append(tl, "from", "to")),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "operation_events_total",
+			Help: "Operation events committed to the outbox (an operation that left no visible state change), " +
+				"by where it was seen: scan or refresh."}, append(tl, "source")),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "held_disappearances",
 			Help: "Instances missing in a mass disappearance, held back until it persists."}, tl),
 		lastComplete: &lastCompleteCollector{desc: prometheus.NewDesc(ns+"_last_complete_scan_timestamp_seconds",
@@ -105,7 +109,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 			Help: "Relay attempts that did not publish the whole batch."}, tl),
 	}
 	m.reg.MustRegister(m.scanDuration, m.scans, m.pages, m.apiRequests, m.apiDuration, m.throttles, m.retries,
-		m.rejected, m.instances, m.events, m.held, m.lastComplete, m.scanProgress, m.cycleFailures, m.outboxDepth,
+		m.rejected, m.instances, m.events, m.operations, m.held, m.lastComplete, m.scanProgress, m.cycleFailures, m.outboxDepth,
 		m.outboxOldest, m.relayDuration, m.relayPublished, m.relayFailures)
 	m.enrich = newEnrichMetrics(m.reg)
 	m.hot = newHotMetrics(m.reg)
@@ -157,14 +161,31 @@ func (m *metrics) ScanCommitted(t watcher.Target, scan watcher.Scan, c watcher.C
 	m.pages.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Pages))
 	m.retries.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Retries))
 	m.rejected.WithLabelValues(t.Account, t.Region).Add(float64(scan.Stats.Rejected))
-	for _, e := range c.Events {
-		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
-	}
+	m.countEvents(t, c.Events, "scan")
 	m.instances.DeletePartialMatch(prometheus.Labels{"account": t.Account, "region": t.Region})
 	for st, n := range byState {
 		m.instances.WithLabelValues(t.Account, t.Region, string(st)).Set(float64(n))
 	}
 	m.held.WithLabelValues(t.Account, t.Region).Set(float64(held))
+}
+
+// countEvents counts committed events: transitions by from and to,
+// operation events apart (their from and to are the same state).
+func (m *metrics) countEvents(t watcher.Target, events []watcher.Event, source string) {
+	for _, e := range events {
+		if e.IsOperation() {
+			m.operations.WithLabelValues(t.Account, t.Region, source).Inc()
+			continue
+		}
+		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
+	}
+}
+
+var _ watcher.RefreshObserver = (*metrics)(nil)
+
+// RefreshCommitted implements watcher.RefreshObserver.
+func (m *metrics) RefreshCommitted(t watcher.Target, c watcher.Commit) {
+	m.countEvents(t, c.Events, "refresh")
 }
 
 func (m *metrics) CycleFailed(t watcher.Target, err error) {

@@ -37,9 +37,7 @@ func (m *metrics) HotLookedUp(t watcher.Target, inMotion, asked int, c watcher.C
 	h := m.hot
 	h.size.WithLabelValues(t.Account, t.Region).Set(float64(inMotion))
 	h.events.WithLabelValues(t.Account, t.Region).Add(float64(len(c.Events)))
-	for _, e := range c.Events {
-		m.events.WithLabelValues(t.Account, t.Region, string(e.From), string(e.To)).Inc()
-	}
+	m.countEvents(t, c.Events, "scan")
 	if asked == 0 { // an empty round, or an early commit of a scan's pages
 		return
 	}

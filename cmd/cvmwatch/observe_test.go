@@ -252,3 +252,45 @@ func TestErrorCodeLabelsAreBounded(t *testing.T) {
 		t.Fatalf("throttles = %v, want 1 (counted by the code, not the label)", throttles)
 	}
 }
+
+// TestOperationEventsAreCountedApartFromTransitions: an operation event (no
+// visible state change) is not a RUNNING -> RUNNING transition; it is counted
+// by where it was seen, and transitions keep their from/to counts.
+func TestOperationEventsAreCountedApartFromTransitions(t *testing.T) {
+	m := newMetrics(nil)
+	tg := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	op := watcher.Event{Target: tg, InstanceID: "ins-aaaaaaaa", From: watcher.StateRunning, To: watcher.StateRunning,
+		Operation: &watcher.Operation{Name: "RebootInstances", State: "SUCCESS", RequestID: "req-1"}}
+	if !op.IsOperation() {
+		t.Fatal("the test's operation event is not one")
+	}
+	stop := watcher.Event{Target: tg, InstanceID: "ins-bbbbbbbb", From: watcher.StateRunning, To: watcher.StateStopped, Sequence: 2}
+	m.ScanCommitted(tg, watcher.Scan{Complete: true}, watcher.Commit{Events: []watcher.Event{op, stop}}, nil, 0)
+	m.RefreshCommitted(tg, watcher.Commit{Events: []watcher.Event{op, op}})
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "from" || l.GetName() == "to" || l.GetName() == "source" {
+					key += "," + l.GetValue()
+				}
+			}
+			counts[key] += s.GetCounter().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"cvmwatch_events_total,RUNNING,STOPPED":   1,
+		"cvmwatch_events_total,RUNNING,RUNNING":   0,
+		"cvmwatch_operation_events_total,scan":    1,
+		"cvmwatch_operation_events_total,refresh": 2,
+	} {
+		if got := counts[key]; got != want {
+			t.Errorf("%s = %v, want %v", key, got, want)
+		}
+	}
+}
