@@ -166,12 +166,13 @@ func fetchWait(ctx context.Context) time.Duration {
 	return maxFetchWait
 }
 
-// Follow calls fn with each message of stream whose subject matches filter,
+// Follow calls fn with each message of stream whose subject matches one of
+// filters (one consumer: one stream order across them all),
 // in stream order: first those stored since start (from the first one if
 // start is zero), then each new one as it is stored, until ctx ends (then it
 // returns nil, even when it ends before the first message) or fn returns an
 // error (which it returns).
-func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, start time.Time, fn func(StoredMessage) error) error {
+func Follow(ctx context.Context, js jetstream.JetStream, stream string, filters []string, start time.Time, fn func(StoredMessage) error) error {
 	s, err := lookup(ctx, js, stream)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -179,7 +180,8 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, 
 		}
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
+	filter := strings.Join(filters, ", ")
 	if !start.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -96,4 +97,42 @@ func TestE2EOperationWithoutAStateChangeOnTheStream(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"operations": {`) {
 		t.Fatalf("verify --json = %d, want the operations report in\n%s", code, stdout)
 	}
+	// history and tail show it between the transitions.
+	code, stdout, stderr = runCLI(t, "history", "--server", server, ids[0])
+	if code != 0 || !strings.Contains(stdout, "(no change)") || !strings.Contains(stdout, cvmsim.ActionRebootInstances) {
+		t.Fatalf("history %s = %d, want the reboot's operation event in\n%s\n%s", ids[0], code, stdout, stderr)
+	}
+	if out := tailUntil(t, cvmsim.ActionRebootInstances, "tail", "--server", server, "--all", "instance="+ids[0]); !strings.Contains(out, "(no change)") {
+		t.Fatalf("tail --all did not show the operation event as one:\n%s", out)
+	}
+	// A from or to filter selects transitions only.
+	code, stdout, stderr = runCLI(t, "history", "--server", server, ids[1])
+	if code != 0 || strings.Contains(stdout, "(no change)") {
+		t.Fatalf("history %s = %d, want no operation event (its stop was a transition)\n%s\n%s", ids[1], code, stdout, stderr)
+	}
+}
+
+// tailUntil runs a tail command until its output holds want (it follows
+// forever otherwise) and returns the output; it fails the test if want does
+// not show within 60 s.
+func tailUntil(t *testing.T, want string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var w syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, args, &w, &w) }()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(w.String(), want); time.Sleep(20 * time.Millisecond) {
+		select {
+		case code := <-done:
+			t.Fatalf("%v ended (%d) before showing %s:\n%s", args, code, want, w.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not show %s within 60s:\n%s", args, want, w.String())
+		}
+	}
+	cancel()
+	<-done
+	return w.String()
 }

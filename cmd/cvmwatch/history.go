@@ -89,6 +89,17 @@ func runHistory(ctx context.Context, f historyFlags, id string, w *eventWriter, 
 	if err != nil {
 		return explainStreamError(err, f.stream, f.nats.server)
 	}
+	// Operation events (an operation that left no visible state change) sit
+	// in the history between the transitions, in stream order; a stream
+	// laid out before them does not capture them.
+	ops, err := readIfCaptured(ctx, js, f.stream, f.nats.prefix, operationFilter(f.nats.prefix, id))
+	if err != nil {
+		return explainStreamError(err, f.stream, f.nats.server)
+	}
+	if len(ops) > 0 {
+		msgs = append(msgs, ops...)
+		slices.SortStableFunc(msgs, func(a, b publisher.StoredMessage) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
 	h := &historyChecker{stderr: stderr, last: map[watcher.Target]watcher.Event{}, ids: map[string]bool{},
 		actors: map[string]*watcher.Actor{}}
 	for _, m := range follow {
@@ -135,6 +146,29 @@ type historyChecker struct {
 
 // attributionFilter is the subject of one instance's follow-ups
 // ("<prefix>.attribution.<account>.<region>.<instanceId>").
+// operationFilter is the subject of an instance's operation events.
+func operationFilter(prefix, instanceID string) string {
+	if prefix == "" {
+		prefix = publisher.DefaultPrefix
+	}
+	return prefix + ".operation.*.*." + instanceID
+}
+
+// readIfCaptured reads filter from the stream if the stream captures it,
+// and nothing otherwise.
+func readIfCaptured(ctx context.Context, js jetstream.JetStream, stream, prefix, filter string) ([]publisher.StoredMessage, error) {
+	cctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
+	defer cancel()
+	c, err := publisher.DescribeStream(cctx, js, stream, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(c.Subjects, func(s string) bool { return captures(s, filter) }) {
+		return nil, nil
+	}
+	return publisher.ReadAll(ctx, js, stream, filter)
+}
+
 func attributionFilter(prefix, instanceID string) string {
 	if prefix == "" {
 		prefix = publisher.DefaultPrefix
@@ -162,6 +196,10 @@ func (h *historyChecker) print(w *eventWriter, subject string, data []byte) erro
 		if data, err = watcher.MarshalCloudEvent(e); err != nil {
 			return err
 		}
+	}
+	if e.IsOperation() { // no place in the chain: it changed no state
+		h.printed++
+		return w.write(subject, data)
 	}
 	prev, seen := h.last[e.Target]
 	switch {

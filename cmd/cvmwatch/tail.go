@@ -77,6 +77,10 @@ Stops on Ctrl-C.`,
 			if err != nil {
 				return usageError{err}
 			}
+			subjects := []string{subject}
+			if op := operationSubject(f.nats.prefix, subject); op != "" {
+				subjects = append(subjects, op)
+			}
 			if f.since < 0 {
 				return usageError{fmt.Errorf("--since: %v is negative", f.since)}
 			}
@@ -87,7 +91,7 @@ Stops on Ctrl-C.`,
 				return usageError{fmt.Errorf("--stream: %w", err)}
 			}
 			w := &eventWriter{out: c.OutOrStdout(), json: f.json, color: !f.json && wantColor(c.OutOrStdout(), f.noColor, os.LookupEnv), filter: filter}
-			return runTail(c.Context(), f, subject, w, c.ErrOrStderr())
+			return runTail(c.Context(), f, subjects, w, c.ErrOrStderr())
 		},
 	}
 	f.nats.register(c)
@@ -139,24 +143,39 @@ func filterSubject(prefix string, args []string) (string, error) {
 	return strings.Join(parts, "."), nil
 }
 
-// runTail follows subject: a core subscription, or the stream with --since
+// operationSubject is the subject of the operation events that the state
+// subject's filters also select (account, region, instance), or "" when
+// the filters name a from or a to state: an operation event changes no
+// state, so it is neither from nor to one.
+func operationSubject(prefix, stateSubject string) string {
+	tokens := strings.Split(strings.TrimPrefix(stateSubject, prefix+".state."), ".")
+	if len(tokens) != 5 || tokens[3] != "*" || tokens[4] != "*" {
+		return ""
+	}
+	return strings.Join(append([]string{prefix, "operation"}, tokens[:3]...), ".")
+}
+
+// runTail follows subjects: core subscriptions, or the stream with --since
 // or --all. It returns nil when ctx ends.
-func runTail(ctx context.Context, f tailFlags, subject string, w *eventWriter, stderr io.Writer) error {
+func runTail(ctx context.Context, f tailFlags, subjects []string, w *eventWriter, stderr io.Writer) error {
+	subject := strings.Join(subjects, ", ")
 	nc, err := f.nats.connect(ctx, "cvmwatch-tail", stderr, true)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if f.all || f.since > 0 {
-		return replayAndFollow(ctx, nc, f, subject, w, stderr)
+		return replayAndFollow(ctx, nc, f, subjects, w, stderr)
 	}
 
 	msgs := make(chan *nats.Msg, 4096)
-	sub, err := nc.ChanSubscribe(subject, msgs)
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", subject, err)
+	for _, s := range subjects {
+		sub, err := nc.ChanSubscribe(s, msgs)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
 	fctx, cancel := context.WithTimeout(ctx, jsCallTimeout)
 	defer cancel()
 	if err := nc.FlushWithContext(fctx); err != nil {
@@ -181,7 +200,8 @@ func runTail(ctx context.Context, f tailFlags, subject string, w *eventWriter, s
 // replayAndFollow reads subject from the stream, from --since ago or from
 // the start, and keeps following it. A stream that holds no event under the
 // prefix is said so on stderr before it waits for one.
-func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subject string, w *eventWriter, stderr io.Writer) error {
+func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subjects []string, w *eventWriter, stderr io.Writer) error {
+	subject := strings.Join(subjects, ", ")
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -204,8 +224,17 @@ func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subject st
 	if c.UnderPrefix == 0 {
 		fmt.Fprintf(stderr, "tail: %s\n", emptyStreamReason(cctx, js, f.stream, f.nats.prefix, 0))
 	}
+	// A stream laid out before operation events does not capture them: a
+	// consumer may only filter on what its stream captures.
+	subjects = slices.DeleteFunc(slices.Clone(subjects), func(s string) bool {
+		return !slices.ContainsFunc(c.Subjects, func(captured string) bool { return captures(captured, s) })
+	})
+	if len(subjects) == 0 {
+		return fmt.Errorf("stream %s captures none of %s (it captures %s)", f.stream, subject, strings.Join(c.Subjects, ", "))
+	}
+	subject = strings.Join(subjects, ", ")
 	fmt.Fprintf(stderr, "tail: replaying %s from stream %s since %s, then following (Ctrl-C to stop)\n", subject, f.stream, from)
-	err = publisher.Follow(ctx, js, f.stream, subject, start, func(m publisher.StoredMessage) error {
+	err = publisher.Follow(ctx, js, f.stream, subjects, start, func(m publisher.StoredMessage) error {
 		return printMsg(w, m.Subject, m.Data, stderr)
 	})
 	return explainStreamError(err, f.stream, f.nats.server)
