@@ -61,16 +61,30 @@ func (e Event) Subject(prefix string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
-	kind, parts := ".state.", []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	// Built in one allocation: the relay computes a subject per event.
+	kind, parts := ".state.", [...]string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	n := len(parts)
 	if e.Completes != "" {
-		kind, parts = ".attribution.", parts[:3]
+		kind, n = ".attribution.", 3
 	}
-	for _, p := range parts {
+	size := len(prefix) + len(kind) + n - 1
+	for _, p := range parts[:n] {
 		if err := ValidateToken(p); err != nil {
 			return "", fmt.Errorf("event %s subject token %s: %w", e.ID, Quote(p), err)
 		}
+		size += len(p)
 	}
-	return prefix + kind + strings.Join(parts, "."), nil
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.WriteString(prefix)
+	sb.WriteString(kind)
+	for i, p := range parts[:n] {
+		if i > 0 {
+			sb.WriteByte('.')
+		}
+		sb.WriteString(p)
+	}
+	return sb.String(), nil
 }
 
 // ScanSubject returns "<prefix>.scan.<account>.<region>".
@@ -89,7 +103,9 @@ func ScanSubject(prefix string, t Target) (string, error) {
 // ValidatePrefix checks a subject prefix: one or more safe tokens joined by
 // dots ("cvm", "prod.cvm").
 func ValidatePrefix(prefix string) error {
-	for _, tok := range strings.Split(prefix, ".") {
+	for rest, more := prefix, true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, ".")
 		if err := ValidateToken(tok); err != nil {
 			return fmt.Errorf("subject prefix %s: %w", Quote(prefix), err)
 		}
@@ -135,7 +151,15 @@ func appendEnvelope(b []byte, e Event, typ string) []byte {
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
+	if plainJSON(e.Target.Account) && plainJSON(e.Target.Region) {
+		b = append(b, `"cvmwatch/`...) // what appendJSONString gives, without the concatenation
+		b = append(b, e.Target.Account...)
+		b = append(b, '/')
+		b = append(b, e.Target.Region...)
+		b = append(b, '"')
+	} else {
+		b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
+	}
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, typ)
 	b = append(b, `,"subject":`...)
@@ -189,15 +213,23 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 // escapes it (which includes <, > and &, and turns invalid UTF-8 into
 // U+FFFD).
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // rare: tokens are validated, names and tags mostly plain
-			return append(b, q...)
-		}
+	if !plainJSON(s) {
+		q, _ := json.Marshal(s) // rare: tokens are validated, names and tags mostly plain
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainJSON reports whether s goes into a JSON string as it is, unescaped.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendTime appends t in TimeFormat; by hand for years 0-9999 (the relay
