@@ -45,6 +45,9 @@ type JetStream struct {
 	prefix     string
 	window     int
 	ackTimeout time.Duration
+	// pubOpts are the options of every event's PublishMsgAsync, made once.
+	// The message carries its Nats-Msg-Id header already (wire.EncodeEvent).
+	pubOpts []jetstream.PublishOpt
 }
 
 var _ watcher.Publisher = (*JetStream)(nil)
@@ -69,13 +72,12 @@ func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, erro
 	if p.ackTimeout <= 0 {
 		p.ackTimeout = DefaultAckTimeout
 	}
+	p.pubOpts = []jetstream.PublishOpt{jetstream.WithStallWait(p.ackTimeout)}
 	return p, nil
 }
 
 // inflight is one event sent and not yet resolved (acked or failed).
 type inflight struct {
-	index    int
-	key      instanceKey
 	fut      jetstream.PubAckFuture
 	deadline time.Time
 	done     bool
@@ -99,14 +101,15 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 	if len(events) == 0 {
 		return 0, nil
 	}
+	window := min(len(events), p.window)
 	b := batch{
-		pending: make([]*inflight, 0, min(len(events), p.window)),
-		busy:    make(map[instanceKey]*inflight, min(len(events), p.window)),
-		failed:  len(events),
-		timer:   time.NewTimer(time.Hour),
+		ring:   make([]inflight, window),
+		busy:   make(map[instanceKey]int, window),
+		failed: len(events),
 	}
-	defer b.timer.Stop()
+	defer b.stop()
 
+	head, sent := 0, 0 // events[head:sent] are sent and not yet waited for in order
 	for i, e := range events {
 		if b.failed < i {
 			break // an earlier event failed: nothing after it may count
@@ -120,28 +123,27 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 			b.fail(i, err)
 			break
 		}
-		for len(b.pending) >= p.window {
-			b.wait(b.pending[0])
-			b.pending = b.pending[1:]
+		for ; i-head >= window; head++ {
+			b.wait(events, head)
 		}
 		key := keyOf(e)
 		if prev, ok := b.busy[key]; ok {
-			b.wait(prev) // never two events of one instance in flight
+			b.wait(events, prev) // never two events of one instance in flight
 		}
 		if b.failed < i {
 			break // found out while waiting
 		}
-		fut, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithStallWait(p.ackTimeout))
+		fut, err := p.js.PublishMsgAsync(msg, p.pubOpts...)
 		if err != nil {
 			b.fail(i, err)
 			break
 		}
-		f := &inflight{index: i, key: key, fut: fut, deadline: time.Now().Add(p.ackTimeout)}
-		b.pending = append(b.pending, f)
-		b.busy[key] = f
+		b.ring[i%window] = inflight{fut: fut, deadline: time.Now().Add(p.ackTimeout)}
+		b.busy[key] = i
+		sent = i + 1
 	}
-	for _, f := range b.pending {
-		b.wait(f)
+	for ; head < sent; head++ {
+		b.wait(events, head)
 	}
 	if b.failed < len(events) {
 		e := events[b.failed]
@@ -153,11 +155,11 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 
 // batch is the state of one Publish call.
 type batch struct {
-	pending []*inflight // in send order
-	busy    map[instanceKey]*inflight
-	failed  int // index of the first event known not acked; len(events) if none
-	err     error
-	timer   *time.Timer
+	ring   []inflight          // event i at ring[i%len(ring)] while it may be in flight
+	busy   map[instanceKey]int // index of each instance's event in flight
+	failed int                 // index of the first event known not acked; len(events) if none
+	err    error
+	timer  *time.Timer // made on the first wait that must block
 }
 
 func (b *batch) fail(i int, err error) {
@@ -166,29 +168,54 @@ func (b *batch) fail(i int, err error) {
 	}
 }
 
-// wait resolves f: its ack, its error, or its deadline.
-func (b *batch) wait(f *inflight) {
+func (b *batch) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+// wait resolves event i, sent and still in the ring: its ack, its error, or
+// its deadline.
+func (b *batch) wait(events []watcher.Event, i int) {
+	f := &b.ring[i%len(b.ring)]
 	if f.done {
 		return
 	}
-	b.timer.Reset(time.Until(f.deadline))
 	select {
-	case ack := <-f.fut.Ok():
+	case ack := <-f.fut.Ok(): // mostly there already: no timer to arm
 		if ack == nil {
 			f.err = errors.New("empty ack")
 		}
-	case err := <-f.fut.Err():
-		f.err = err
-	case <-b.timer.C:
-		f.err = ErrAckTimeout
+	default:
+		f.err = b.block(f)
 	}
-	b.timer.Stop()
 	f.done = true
-	if b.busy[f.key] == f {
-		delete(b.busy, f.key)
+	if key := keyOf(events[i]); b.busy[key] == i {
+		delete(b.busy, key)
 	}
 	if f.err != nil {
-		b.fail(f.index, f.err)
+		b.fail(i, f.err)
+	}
+}
+
+// block waits for f's ack, its error, or its deadline.
+func (b *batch) block(f *inflight) error {
+	if b.timer == nil {
+		b.timer = time.NewTimer(time.Until(f.deadline))
+	} else {
+		b.timer.Reset(time.Until(f.deadline))
+	}
+	defer b.timer.Stop()
+	select {
+	case ack := <-f.fut.Ok():
+		if ack == nil {
+			return errors.New("empty ack")
+		}
+		return nil
+	case err := <-f.fut.Err():
+		return err
+	case <-b.timer.C:
+		return ErrAckTimeout
 	}
 }
 

@@ -36,8 +36,21 @@ func (b *Bolt) Outbox(ctx context.Context, target watcher.Target, after uint64, 
 		if err != nil || tb == nil {
 			return err
 		}
-		out = make([]watcher.OutboxEntry, 0, min(max, 1024))
 		c := tb.outbox.Cursor()
+		lk, _ := c.Last()
+		if lk == nil {
+			return nil
+		}
+		last, err := parseSeqKey(lk)
+		if err != nil {
+			return b.corrupt(err)
+		}
+		if last <= after {
+			return nil
+		}
+		// Sized once: the relay reads thousands of entries at a time, and
+		// there are at most last-after of them.
+		out = make([]watcher.OutboxEntry, 0, min(uint64(max), last-after))
 		for k, v := c.Seek(appendSeqKey(nil, after+1)); k != nil && len(out) < max; k, v = c.Next() {
 			e, err := decodeOutboxEntry(k, v)
 			if err != nil {

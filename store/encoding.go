@@ -217,7 +217,9 @@ func decodeOutboxEntry(key, val []byte) (watcher.OutboxEntry, error) {
 	if err != nil {
 		return watcher.OutboxEntry{}, err
 	}
-	d := decoder{what: "outbox entry", b: val}
+	// One string holds every string field: the relay decodes each entry it
+	// publishes, and they all go together.
+	d := decoder{what: "outbox entry", b: val, src: string(val)}
 	flags := d.header(evAllFlags)
 	var e watcher.Event
 	e.ID = d.str("id", nil)
@@ -268,6 +270,9 @@ type decoder struct {
 	b    []byte
 	off  int
 	err  error
+	// src, when set, is the whole value as a string: str returns slices of
+	// it instead of allocating a string per field.
+	src string
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -347,7 +352,12 @@ func (d *decoder) str(field string, in *interner) string {
 		d.fail("%s: length %d, only %d bytes left", field, n, len(d.b))
 		return ""
 	}
-	s := in.str(d.b[:n])
+	var s string
+	if d.src != "" {
+		s = d.src[d.off : d.off+int(n)]
+	} else {
+		s = in.str(d.b[:n])
+	}
 	d.b, d.off = d.b[n:], d.off+int(n)
 	return s
 }

@@ -68,19 +68,33 @@ func (e Event) Subject(prefix string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
-	kind, parts := ".state.", []string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	// Built in one allocation: the relay computes a subject per event.
+	kind, parts := ".state.", [...]string{e.Target.Account, e.Target.Region, e.InstanceID, string(e.From), string(e.To)}
+	n := len(parts)
 	switch {
 	case e.Completes != "":
-		kind, parts = ".attribution.", parts[:3]
+		kind, n = ".attribution.", 3
 	case e.IsOperation():
-		kind, parts = ".operation.", parts[:3]
+		kind, n = ".operation.", 3
 	}
-	for _, p := range parts {
+	size := len(prefix) + len(kind) + n - 1
+	for _, p := range parts[:n] {
 		if err := ValidateToken(p); err != nil {
 			return "", fmt.Errorf("event %s subject token %s: %w", e.ID, Quote(p), err)
 		}
+		size += len(p)
 	}
-	return prefix + kind + strings.Join(parts, "."), nil
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.WriteString(prefix)
+	sb.WriteString(kind)
+	for i, p := range parts[:n] {
+		if i > 0 {
+			sb.WriteByte('.')
+		}
+		sb.WriteString(p)
+	}
+	return sb.String(), nil
 }
 
 // ScanSubject returns "<prefix>.scan.<account>.<region>".
@@ -99,7 +113,9 @@ func ScanSubject(prefix string, t Target) (string, error) {
 // ValidatePrefix checks a subject prefix: one or more safe tokens joined by
 // dots ("cvm", "prod.cvm").
 func ValidatePrefix(prefix string) error {
-	for _, tok := range strings.Split(prefix, ".") {
+	for rest, more := prefix, true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, ".")
 		if err := ValidateToken(tok); err != nil {
 			return fmt.Errorf("subject prefix %s: %w", Quote(prefix), err)
 		}
@@ -149,7 +165,15 @@ func appendEnvelope(b []byte, e Event, typ string) []byte {
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendJSONString(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
+	if plainJSON(e.Target.Account) && plainJSON(e.Target.Region) {
+		b = append(b, `"cvmwatch/`...) // what appendJSONString gives, without the concatenation
+		b = append(b, e.Target.Account...)
+		b = append(b, '/')
+		b = append(b, e.Target.Region...)
+		b = append(b, '"')
+	} else {
+		b = appendJSONString(b, "cvmwatch/"+e.Target.Account+"/"+e.Target.Region)
+	}
 	b = append(b, `,"type":`...)
 	b = appendJSONString(b, typ)
 	b = append(b, `,"subject":`...)
@@ -206,15 +230,23 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 // escapes it (which includes <, > and &, and turns invalid UTF-8 into
 // U+FFFD).
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // rare: tokens are validated, names and tags mostly plain
-			return append(b, q...)
-		}
+	if !plainJSON(s) {
+		q, _ := json.Marshal(s) // rare: tokens are validated, names and tags mostly plain
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainJSON reports whether s goes into a JSON string as it is, unescaped.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendTime appends t in TimeFormat; by hand for years 0-9999 (the relay
@@ -227,30 +259,14 @@ func appendTime(b []byte, t time.Time) []byte {
 	}
 	hour, minute, sec := t.Clock()
 	ms := t.Nanosecond() / 1e6
-	b = appendDigits(b, year, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(month), 2)
-	b = append(b, '-')
-	b = appendDigits(b, day, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, hour, 2)
-	b = append(b, ':')
-	b = appendDigits(b, minute, 2)
-	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	b = append(b, '.')
-	b = appendDigits(b, ms, 3)
-	return append(b, 'Z')
-}
-
-// appendDigits appends v zero-padded to width digits.
-func appendDigits(b []byte, v, width int) []byte {
-	var buf [4]byte
-	for i := width - 1; i >= 0; i-- {
-		buf[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return append(b, buf[:width]...)
+	return append(b,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
 // UnmarshalCloudEvent decodes a body made by MarshalCloudEvent.

@@ -112,6 +112,9 @@ type Watcher struct {
 	mu      sync.Mutex // guards targets and running
 	targets []*target
 	running *runState // set while Run runs
+
+	aheadMu sync.Mutex
+	ahead   map[Target][]OutboxEntry // the next batch RelayOnce read ahead
 }
 
 // runState is what AddTarget needs to start a target while Run runs.

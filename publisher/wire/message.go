@@ -69,9 +69,10 @@ func EncodeEvent(prefix string, e watcher.Event) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
+	vals := []string{watcher.ContentType, e.ID} // one allocation for both values
 	return Message{
 		Subject: subject,
-		Header:  Header{HeaderContentType: {watcher.ContentType}, HeaderMsgID: {e.ID}},
+		Header:  Header{HeaderContentType: vals[0:1:1], HeaderMsgID: vals[1:2:2]},
 		Data:    data,
 	}, nil
 }
