@@ -224,15 +224,12 @@ func replayAndFollow(ctx context.Context, nc *nats.Conn, f tailFlags, subjects [
 	if c.UnderPrefix == 0 {
 		fmt.Fprintf(stderr, "tail: %s\n", emptyStreamReason(cctx, js, f.stream, f.nats.prefix, 0))
 	}
-	// A stream laid out before operation events does not capture them: a
-	// consumer may only filter on what its stream captures.
-	subjects = slices.DeleteFunc(slices.Clone(subjects), func(s string) bool {
-		return !slices.ContainsFunc(c.Subjects, func(captured string) bool { return captures(captured, s) })
-	})
-	if len(subjects) == 0 {
-		return fmt.Errorf("stream %s captures none of %s (it captures %s)", f.stream, subject, strings.Join(c.Subjects, ", "))
+	// A stream laid out before operation events does not capture them:
+	// follow its state events alone, as before.
+	if len(subjects) > 1 && !slices.ContainsFunc(c.Subjects, func(captured string) bool { return captures(captured, subjects[1]) }) {
+		subjects = subjects[:1]
+		subject = subjects[0]
 	}
-	subject = strings.Join(subjects, ", ")
 	fmt.Fprintf(stderr, "tail: replaying %s from stream %s since %s, then following (Ctrl-C to stop)\n", subject, f.stream, from)
 	err = publisher.Follow(ctx, js, f.stream, subjects, start, func(m publisher.StoredMessage) error {
 		return printMsg(w, m.Subject, m.Data, stderr)
