@@ -226,16 +226,25 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 	sctx, cancel := context.WithTimeout(ctx, haStartTimeout)
 	defer cancel()
 	sc := d.streamConfig()
-	events, err := publisher.EnsureStream(sctx, js, sc)
-	if err != nil {
+	var events jetstream.Stream
+	if err := haRetry(sctx, func(ctx context.Context) (err error) {
+		events, err = publisher.EnsureStream(ctx, js, sc)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
 	replicas := events.CachedInfo().Config.Replicas
-	if d.ha, err = newHARunner(sctx, d.cfg, js, replicas, d.log); err != nil {
+	if err := haRetry(sctx, func(ctx context.Context) (err error) {
+		d.ha, err = newHARunner(ctx, d.cfg, js, replicas, d.log)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
-	journal, err := jsstore.Open(sctx, js, jsstore.Options{Replicas: replicas, Writer: d.ha.replica})
-	if err != nil {
+	var journal *jsstore.Store
+	if err := haRetry(sctx, func(ctx context.Context) (err error) {
+		journal, err = jsstore.Open(ctx, js, jsstore.Options{Replicas: replicas, Writer: d.ha.replica})
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("ha: %w", err)
 	}
 	d.store = leaseGuard{Store: journal, valid: d.ha.leaseValid} // writes need a valid lease (ha_guard.go)

@@ -195,7 +195,7 @@ func runSoak(t *testing.T, p soakParams) {
 // converge reads the stream until the oracle finds nothing lost (the watcher
 // caught up after the quiet point), failing at once on a violation that
 // waiting cannot cure (a false, duplicate or broken event).
-func converge(t *testing.T, url string, sim *cvmsim.Server, quiet time.Time, interval time.Duration, opts oracle.Options, log *lockedFile) oracle.Report {
+func converge(t *testing.T, url string, sim *cvmsim.Server, quiet time.Time, interval time.Duration, opts oracle.Options, log fmt.Stringer) oracle.Report {
 	t.Helper()
 	deadline := time.Now().Add(120 * time.Second)
 	for {
@@ -210,7 +210,7 @@ func converge(t *testing.T, url string, sim *cvmsim.Server, quiet time.Time, int
 			r := oracle.Check(msgs, sim.History(), opts)
 			for _, v := range r.Violations {
 				if v.Kind != "lost" {
-					t.Fatalf("oracle:\n%s", r)
+					t.Fatalf("oracle:\n%s\nlogs: %s", r, keepLog(log))
 				}
 			}
 			if r.OK() && now.Sub(quiet) >= 2*interval {
@@ -240,7 +240,7 @@ func chaosName(x float64) string {
 
 // keepLog copies a failed run's watcher log out of the test's temporary
 // directory and returns its path.
-func keepLog(l *lockedFile) string {
+func keepLog(l fmt.Stringer) string {
 	f, err := os.CreateTemp("", "cvmwatch-fault-*.log")
 	if err != nil {
 		return err.Error()

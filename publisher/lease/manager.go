@@ -179,7 +179,8 @@ const registryPrefix = "replica."
 // Tick does one round: registers this replica, reads the live replicas,
 // renews or releases every lease held and tries to take every target
 // assigned here. Errors are logged and retried on the next round; a lease
-// that could not be renewed stays held until it is no longer valid.
+// that could not be renewed stays held until it is no longer valid. A
+// round that could not register or read the live replicas takes nothing.
 func (m *Manager) Tick(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.TTL/3)
 	defer cancel()
@@ -209,6 +210,13 @@ func (m *Manager) Tick(ctx context.Context) {
 		default:
 			m.renew(ctx, l)
 		}
+	}
+	if err != nil {
+		// Without the live set the assignment above is this replica's
+		// alone (every target): taking by it would grab the others'
+		// share the moment their leases lapse, as after a NATS node's
+		// failover. Renew what is held, take nothing new.
+		return
 	}
 	for t, r := range assigned {
 		if r != m.cfg.Replica {

@@ -77,7 +77,7 @@ type ScanWindow struct {
 
 // Violation is one broken guarantee.
 type Violation struct {
-	Kind     string `json:"kind"`               // duplicate, conflict, malformed, chain, unjustified, lost
+	Kind     string `json:"kind"`               // duplicate, conflict, fork, malformed, chain, unjustified, lost
 	Instance string `json:"instance,omitempty"` // region/instanceId, "" for stream-level problems
 	Detail   string `json:"detail"`
 }
@@ -163,6 +163,7 @@ func Check(msgs []Message, truth []cvmsim.Change, opts Options) Report {
 	for _, key := range sortedKeys(chains) {
 		checkChain(key, chains[key], opts, &r)
 	}
+	checkForks(chains, &r)
 	r.Instances = len(chains)
 	if truth != nil {
 		tls, matched := checkTruth(chains, truth, opts, &r)
