@@ -191,7 +191,7 @@ func (s *Scanner) scan(ctx context.Context, onPage func(watcher.Page)) (watcher.
 	defer drain()
 	var probe *mixGate
 	if len(offsets) > 0 && s.mixedAllowed() {
-		probe = s.probeOrder(drainCtx, &st, first)
+		probe = s.probeOrder(ctx, drainCtx, &st, first)
 	}
 	// pagesTotal was set from the first page's TotalCount (see describe).
 	pages, pageErrs := s.fetchAll(ctx, cancel, drainCtx, drain, &st, offsets, probe)

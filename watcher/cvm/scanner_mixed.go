@@ -68,14 +68,20 @@ func (g *mixGate) wait(ctx context.Context) bool {
 // DescribeInstancesStatus). The probe's items are not used otherwise. A
 // refusal (auth, rejected request) or another order pauses mixed scans;
 // another failure leaves only this scan on DescribeInstancesStatus.
-func (s *Scanner) probeOrder(ctx context.Context, st *callStats, first page) *mixGate {
+// Only its wait for a turn at the limiter ends with drainCtx (the scan has
+// no page left to mix); a probe sent is answered, under ctx, so that a
+// refusal is not lost.
+func (s *Scanner) probeOrder(ctx, drainCtx context.Context, st *callStats, first page) *mixGate {
 	g := &mixGate{done: make(chan struct{})}
 	go func() {
 		defer close(g.done)
 		c := s.described.call
 		c.retry.MaxAttempts = 1
+		if c.limiter.Wait(drainCtx) != nil {
+			return
+		}
 		var p page
-		err := c.do(ctx, st, func() error {
+		err := c.doReserved(ctx, st, func() error {
 			var err error
 			p, err = s.describeInstancesOnce(ctx, describeArgs{offset: 0, limit: PageSize})
 			return err
