@@ -142,7 +142,9 @@ func TestDescribePageIsValidatedLikeAStatusPage(t *testing.T) {
 // kept; an instance in conflict has none.
 func TestAccumulatorDescribedFollowsTheKeptObservation(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	obs := func(id, st string) watcher.Observation { return watcher.Observation{InstanceID: id, State: watcher.State(st)} }
+	obs := func(id, st string) watcher.Observation {
+		return watcher.Observation{InstanceID: id, State: watcher.State(st)}
+	}
 	en := func(id, st, req string, at time.Time) watcher.Enrichment {
 		return watcher.Enrichment{InstanceID: id, State: watcher.State(st), FetchedAt: at, Operation: watcher.Operation{RequestID: req}}
 	}
