@@ -44,6 +44,9 @@ type ScanStats struct {
 	// not after every retry.
 	Pages       int
 	PagesFailed int
+	// DescribedPages counts the Pages read through DescribeInstances
+	// instead of DescribeInstancesStatus (see Scan.Described).
+	DescribedPages int
 	// Requests counts every API request, retries included.
 	Requests  int
 	Retries   int

@@ -31,6 +31,12 @@ type PollConfig struct {
 	// HotShare is the fraction of rate_limit the hot set's lookups may
 	// take; the scans keep the rest, and all of it while the hot set is idle.
 	HotShare float64 `yaml:"hot_share"`
+	// DescribeShare is the fraction of enrich.rate_limit (the
+	// DescribeInstances quota) that full scans may use to read part of
+	// their pages through DescribeInstances; enrichment keeps the rest.
+	// 0 turns it off: every page through DescribeInstancesStatus. Without
+	// enrichment (enrich.enabled: false) it is off too.
+	DescribeShare float64 `yaml:"describe_share"`
 }
 
 // The poll section's defaults, which the README documents.
@@ -53,12 +59,14 @@ func defaultPoll() PollConfig {
 		Hot:             true,
 		HotInterval:     Duration(watcher.DefaultHotInterval),
 		HotShare:        defaultHotShare,
+		DescribeShare:   cvm.DefaultDescribeShare,
 	}
 }
 
 // validate reports the section's problems under key. Zero is a value only
-// for jitter (no jitter) and max_concurrent_scans (no cap); hot: false is
-// how the hot set is turned off.
+// for jitter (no jitter), max_concurrent_scans (no cap) and describe_share
+// (scans through DescribeInstancesStatus only); hot: false is how the hot
+// set is turned off.
 func (p PollConfig) validate(key string) configErrors {
 	var errs configErrors
 	if d := p.Interval.D(); d < time.Second {
@@ -81,6 +89,9 @@ func (p PollConfig) validate(key string) configErrors {
 	}
 	if f := p.HotShare; !(f > 0 && f <= 0.9) {
 		errs.add(key+".hot_share", "%v must be in (0, 0.9]: the scans keep the rest of rate_limit", f)
+	}
+	if f := p.DescribeShare; !(f >= 0 && f <= 1) {
+		errs.add(key+".describe_share", "%v must be in [0, 1] (0: scans read every page through DescribeInstancesStatus)", f)
 	}
 	if n := p.MaxConcurrentScans; n < 0 {
 		errs.add(key+".max_concurrent_scans", "%d must not be negative", n)

@@ -58,6 +58,9 @@ http: {listen: "127.0.0.1:0"}
 	if got, want := cfg.Poll.HotShare, 0.25; got != want {
 		t.Errorf("poll.hot_share left out = %v, want %v", got, want)
 	}
+	if got, want := cfg.Poll.DescribeShare, 0.75; got != want {
+		t.Errorf("poll.describe_share left out = %v, want %v", got, want)
+	}
 	// hot: false is kept: it is how the hot set is turned off.
 	cfg, err = ParseConfig([]byte("accounts: [{name: prod, regions: [ap-guangzhou]}]\npoll: {hot: false}\n"), env(nil))
 	if err != nil {

@@ -52,15 +52,29 @@ func (d *daemon) wireAccount(ctx context.Context, i int, a AccountConfig) (*acco
 
 // targetSource builds the scanner of one region of an account.
 func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, error) {
+	// Mixed scans read pages through both APIs at once: twice the pages
+	// in flight.
+	mixed := d.cfg.Enrich.On() && d.cfg.Poll.DescribeShare > 0
+	conns := d.cfg.Poll.PageConcurrency
+	if mixed {
+		conns *= 2
+	}
 	client, err := cvm.NewClient(cvm.ClientConfig{
-		Region: region, Endpoint: a.cfg.Endpoint, Credential: a.cred, MaxConnsPerHost: d.cfg.Poll.PageConcurrency,
+		Region: region, Endpoint: a.cfg.Endpoint, Credential: a.cred, MaxConnsPerHost: conns,
 	})
 	if err != nil {
 		return watcher.TargetSource{}, fmt.Errorf("accounts[%d] region %s: %w", a.index, region, err)
 	}
 	t := watcher.Target{Account: a.cfg.Name, Region: region}
+	describeKey := cvm.QuotaKey(a.cred, cvm.ActionDescribeInstances, a.cfg.Endpoint)
+	var describe *cvm.Limiter
+	if mixed {
+		// The scans' share of the enricher's DescribeInstances quota, one
+		// for every target of that quota.
+		describe = d.enrichLimiters.Share(describeKey, d.cfg.Poll.DescribeShare)
+	}
 	s, err := cvm.NewScanner(cvm.ScannerConfig{
-		Target: t, Client: client, Limiter: d.limiters.Get(a.quotaKey),
+		Target: t, Client: client, Limiter: d.limiters.Get(a.quotaKey), Describe: describe,
 		PageConcurrency: d.cfg.Poll.PageConcurrency, Logger: d.log, Observer: d.metrics,
 	})
 	if err != nil {
@@ -79,9 +93,8 @@ func (d *daemon) targetSource(a *account, region string) (watcher.TargetSource, 
 		}
 	}
 	if d.cfg.Enrich.On() {
-		key := cvm.QuotaKey(a.cred, cvm.ActionDescribeInstances, a.cfg.Endpoint)
 		e, err := cvm.NewEnricher(cvm.EnricherConfig{
-			Target: t, Client: client, Limiter: d.enrichLimiters.Get(key), RefreshLimiter: d.refreshLimiters.Get(key),
+			Target: t, Client: client, Limiter: d.enrichLimiters.Get(describeKey), RefreshLimiter: d.refreshLimiters.Get(describeKey),
 			Logger: d.log, Observer: d.metrics,
 		})
 		if err != nil {

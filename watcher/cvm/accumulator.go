@@ -21,8 +21,13 @@ type accumulator struct {
 	// named holds IDs listed with an unusable state (and not also with a
 	// usable one).
 	named map[string]struct{}
+	// described holds, per instance, what the latest DescribeInstances
+	// page that listed it usably said.
+	described map[string]watcher.Enrichment
 
 	pages, rejected, duplicates int
+	// describedPages counts the pages read through DescribeInstances.
+	describedPages int
 	// anonymous counts rejected items that named no well-formed ID.
 	anonymous  int
 	firstTotal int
@@ -35,6 +40,7 @@ func newAccumulator() *accumulator {
 		states:     map[string]watcher.State{},
 		conflicts:  map[string]struct{}{},
 		named:      map[string]struct{}{},
+		described:  map[string]watcher.Enrichment{},
 		firstTotal: -1,
 	}
 }
@@ -55,6 +61,14 @@ func (a *accumulator) add(p page) {
 			a.duplicates++
 		default:
 			a.conflicts[o.InstanceID] = struct{}{}
+		}
+	}
+	if p.described != nil {
+		a.describedPages++
+	}
+	for _, e := range p.described {
+		if prev, ok := a.described[e.InstanceID]; !ok || e.FetchedAt.After(prev.FetchedAt) {
+			a.described[e.InstanceID] = e
 		}
 	}
 	a.rejected += p.rejected
@@ -111,5 +125,23 @@ func (a *accumulator) unreadable() []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// describedSorted returns, sorted by ID, one Enrichment per instance read
+// through a DescribeInstances page, only where it agrees with the
+// observation kept (an instance in conflict has none): the latest such page's.
+func (a *accumulator) describedSorted() []watcher.Enrichment {
+	if len(a.described) == 0 {
+		return nil
+	}
+	out := make([]watcher.Enrichment, 0, len(a.described))
+	for id, e := range a.described {
+		if _, bad := a.conflicts[id]; bad || a.states[id] != e.State {
+			continue
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(x, y watcher.Enrichment) int { return strings.Compare(x.InstanceID, y.InstanceID) })
 	return out
 }

@@ -182,9 +182,7 @@ func (e *Enricher) describe(ctx context.Context, st *callStats, args describeArg
 		for _, id := range args.ids {
 			req.InstanceIds = append(req.InstanceIds, &id)
 		}
-		resp, err := sdkGuard(func() (*cvmapi.DescribeInstancesResponse, error) {
-			return e.client.DescribeInstancesWithContext(ctx, req)
-		})
+		resp, err := describeInstances(ctx, e.client, req)
 		if err != nil {
 			return err
 		}

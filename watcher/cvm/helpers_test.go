@@ -41,6 +41,10 @@ type scannerOptions struct {
 	maxInstances        int
 	attempts            int
 	observer            cvm.Observer
+	// describe, if set, turns mixed scans on (ScannerConfig.Describe).
+	describe    *cvm.Limiter
+	mixedPause  time.Duration
+	concurrency int
 }
 
 // mustNewScanner returns a scanner of testRegion that talks to srv through
@@ -64,13 +68,16 @@ func mustNewScanner(tb testing.TB, srv *cvmsim.Server, o scannerOptions) (*cvm.S
 	}
 	lim := cvm.NewLimiter(o.rate, 1)
 	s, err := cvm.NewScanner(cvm.ScannerConfig{
-		Target:       watcher.Target{Account: "test", Region: testRegion},
-		Client:       client,
-		Limiter:      lim,
-		MaxInstances: o.maxInstances,
-		Retry:        cvm.RetryPolicy{MaxAttempts: o.attempts, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Observer:     o.observer,
+		Target:          watcher.Target{Account: "test", Region: testRegion},
+		Client:          client,
+		Limiter:         lim,
+		MaxInstances:    o.maxInstances,
+		Retry:           cvm.RetryPolicy{MaxAttempts: o.attempts, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond},
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Observer:        o.observer,
+		Describe:        o.describe,
+		PageConcurrency: o.concurrency,
+		MixedPause:      o.mixedPause,
 	})
 	if err != nil {
 		tb.Fatalf("NewScanner: %v", err)

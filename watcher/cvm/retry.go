@@ -53,11 +53,24 @@ type caller struct {
 }
 
 // do calls send until it succeeds or may not be retried, counting requests
-// in st.
+// in st. Each attempt first waits for the limiter.
 func (c caller) do(ctx context.Context, st *callStats, send func() error) error {
+	return c.run(ctx, st, send, false)
+}
+
+// doReserved is do for a caller that has already waited for the limiter
+// once for this request: the first attempt is sent at once, every retry
+// waits as in do.
+func (c caller) doReserved(ctx context.Context, st *callStats, send func() error) error {
+	return c.run(ctx, st, send, true)
+}
+
+func (c caller) run(ctx context.Context, st *callStats, send func() error, reserved bool) error {
 	for attempt := 1; ; attempt++ {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("rate limiter: %w", err)
+		if attempt > 1 || !reserved {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("rate limiter: %w", err)
+			}
 		}
 		st.requests.Add(1)
 		sent := time.Now()

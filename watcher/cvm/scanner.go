@@ -22,6 +22,15 @@ const (
 	DefaultPageConcurrency = 8
 	// DefaultMaxInstances is the largest TotalCount a scan believes.
 	DefaultMaxInstances = 1_000_000
+	// DefaultDescribeShare is the part of the DescribeInstances quota that
+	// full scans may use by default (see ScannerConfig.Describe): enough to
+	// bring a scan to about 0.57 of one API's time, while enrichment keeps a
+	// quarter of the quota even during a scan.
+	DefaultDescribeShare = 0.75
+	// DefaultMixedPause is how long a target's scans read every page
+	// through DescribeInstancesStatus after DescribeInstances was found to
+	// list in another order, or refused (see doc.go).
+	DefaultMixedPause = time.Hour
 )
 
 // ActionDescribeInstancesStatus is the one API the scanner calls; limiters are
@@ -50,14 +59,29 @@ type ScannerConfig struct {
 	Observer Observer
 	// ProgressEvery is how often a long scan logs its progress; default 10s.
 	ProgressEvery time.Duration
+	// Describe, if set, lets full scans read part of their pages through
+	// DescribeInstances, which has its own quota: it paces those pages.
+	// Make it the share of the Enricher's DescribeInstances limiter that
+	// scans may use (Limiters.Share of that QuotaKey, e.g. at
+	// DefaultDescribeShare), so enrichment always keeps the rest. Nil turns
+	// mixed scans off: every page goes through DescribeInstancesStatus.
+	Describe *Limiter
+	// MixedPause is how long a target's scans stay on
+	// DescribeInstancesStatus alone after a mixed scan found the two APIs
+	// disagree (see doc.go); default DefaultMixedPause.
+	MixedPause time.Duration
 }
 
 // Scanner lists one target's instances through the official SDK. It
 // implements watcher.Source and is safe for concurrent use.
 type Scanner struct {
-	target      watcher.Target
-	client      *cvmapi.Client
-	limiter     *Limiter
+	target watcher.Target
+	client *cvmapi.Client
+	// status reads pages through DescribeInstancesStatus; described,
+	// if not nil, through DescribeInstances (mixed scans).
+	status      lane
+	described   *lane
+	mix         mixState
 	concurrency int
 	maxInst     int
 	retry       RetryPolicy
@@ -76,7 +100,6 @@ func NewScanner(cfg ScannerConfig) (*Scanner, error) {
 	s := &Scanner{
 		target:      cfg.Target,
 		client:      cfg.Client,
-		limiter:     cfg.Limiter,
 		concurrency: cfg.PageConcurrency,
 		maxInst:     cfg.MaxInstances,
 		retry:       cfg.Retry.withDefaults(),
@@ -100,11 +123,26 @@ func NewScanner(cfg ScannerConfig) (*Scanner, error) {
 		s.progEvery = 10 * time.Second
 	}
 	s.log = s.log.With("account", cfg.Target.Account, "region", cfg.Target.Region)
+	s.status = lane{
+		call: caller{limiter: cfg.Limiter, retry: s.retry, obs: s.obs, account: s.target.Account, action: ActionDescribeInstancesStatus},
+		read: s.describeOnce,
+	}
+	if cfg.Describe != nil {
+		s.described = &lane{
+			call: caller{limiter: cfg.Describe, retry: s.retry, obs: s.obs, account: s.target.Account, action: ActionDescribeInstances},
+			read: s.describeInstancesOnce,
+		}
+		s.mix.pause = cfg.MixedPause
+		if s.mix.pause <= 0 {
+			s.mix.pause = DefaultMixedPause
+		}
+	}
 	return s, nil
 }
 
 // Scan reads the first page to learn TotalCount, then the other pages
-// concurrently under the limiter. If the items do not add up (the fleet
+// concurrently under the limiter (in a mixed scan, under both APIs'
+// limiters: see ScannerConfig.Describe). If the items do not add up (the fleet
 // changed during paging, or TotalCount lied low) and the last page was full,
 // it keeps paging until a short page. The scan is complete only if every
 // page succeeded, TotalCount was believable and no instance was reported with
@@ -147,8 +185,19 @@ func (s *Scanner) scan(ctx context.Context, onPage func(watcher.Page)) (watcher.
 	for off := PageSize; off < total; off += PageSize {
 		offsets = append(offsets, off)
 	}
+	// drain ends the waits for a turn at the limiters once every offset
+	// is handed out (and the order probe, if still running).
+	drainCtx, drain := context.WithCancel(ctx)
+	defer drain()
+	var probe *mixGate
+	if len(offsets) > 0 && s.mixedAllowed() {
+		probe = s.probeOrder(ctx, drainCtx, &st, first)
+	}
 	// pagesTotal was set from the first page's TotalCount (see describe).
-	pages, pageErrs := s.fetchAll(ctx, cancel, &st, offsets)
+	pages, pageErrs := s.fetchAll(ctx, cancel, drainCtx, drain, &st, offsets, probe)
+	if probe != nil {
+		<-probe.done
+	}
 	last := first
 	for _, p := range pages {
 		acc.add(p)
@@ -173,46 +222,92 @@ func (s *Scanner) scan(ctx context.Context, onPage func(watcher.Page)) (watcher.
 			}
 		}
 	}
+	if len(failures) == 0 && acc.describedPages > 0 && !acc.drift && acc.distinct()+acc.anonymous != total {
+		// Every page agreed on TotalCount, so the fleet did not visibly
+		// change; yet the pages of two APIs do not add up to it.
+		s.pauseMixed("the pages read through both APIs did not add up to TotalCount while every page agreed on it",
+			"total", total, "distinct", acc.distinct())
+	}
 	return s.finish(acc, &st, started, total, failures)
 }
 
-// fetchAll fetches the pages at offsets with at most s.concurrency in flight.
-// An auth failure cancels the rest: the other pages would fail the same way.
-func (s *Scanner) fetchAll(ctx context.Context, cancel context.CancelFunc, st *callStats, offsets []int) ([]page, []error) {
+// fetchAll fetches the pages at offsets: workers of each API take the next
+// offset from one queue as soon as their API's limiter gives them a turn,
+// so the split between the APIs follows their real rates. At most
+// s.concurrency pages per API are in flight. The DescribeInstances
+// workers run only when probe (nil: none) finds the APIs agree. An auth
+// failure of DescribeInstancesStatus cancels the rest: its other pages
+// would fail the same way; one of DescribeInstances stops that API's
+// workers and pauses mixed scans. drainCtx, a child of ctx, is ended by
+// drain once the last offset is handed out.
+func (s *Scanner) fetchAll(ctx context.Context, cancel context.CancelFunc, drainCtx context.Context, drain context.CancelFunc,
+	st *callStats, offsets []int, probe *mixGate) ([]page, []error) {
 	var (
 		mu    sync.Mutex
 		pages = make([]page, 0, len(offsets))
 		errs  []error
 		wg    sync.WaitGroup
-		next  = make(chan int)
+		next  atomicInt
 	)
-	workers := min(s.concurrency, len(offsets))
-	for range workers {
-		wg.Go(func() {
-			for off := range next {
-				p, err := s.describe(ctx, st, describeArgs{offset: off, limit: PageSize})
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("offset %d: %w", off, err))
-					if errors.Is(err, watcher.ErrAuth) {
-						cancel()
-					}
-				} else {
-					pages = append(pages, p)
-				}
-				mu.Unlock()
-			}
-		})
+	take := func() (int, bool) {
+		i := int(next.Add(1)) - 1
+		if i >= len(offsets) {
+			return 0, false
+		}
+		if i == len(offsets)-1 {
+			drain()
+		}
+		return offsets[i], true
 	}
-feed:
-	for _, off := range offsets {
-		select {
-		case next <- off:
-		case <-ctx.Done():
-			break feed
+	record := func(off int, p page, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("offset %d: %w", off, err))
+		} else {
+			pages = append(pages, p)
 		}
 	}
-	close(next)
+	work := func(l *lane) {
+		for int(next.Load()) < len(offsets) {
+			if err := l.call.limiter.Wait(drainCtx); err != nil {
+				if drainCtx.Err() != nil {
+					return // drained, or the scan is over
+				}
+				// The wait cannot end in time: that page fails.
+				if off, ok := take(); ok {
+					record(off, page{}, fmt.Errorf("rate limiter: %w", err))
+				}
+				continue
+			}
+			off, ok := take()
+			if !ok {
+				return
+			}
+			p, err := s.readPage(ctx, st, l, off)
+			record(off, p, err)
+			if errors.Is(err, watcher.ErrAuth) {
+				if l == s.described {
+					s.pauseMixed("DescribeInstances refused the credential", "err", err)
+					return
+				}
+				cancel()
+			}
+		}
+	}
+	workers := min(s.concurrency, len(offsets))
+	for range workers {
+		wg.Go(func() { work(&s.status) })
+	}
+	if probe != nil {
+		for range workers {
+			wg.Go(func() {
+				if probe.wait(drainCtx) {
+					work(s.described)
+				}
+			})
+		}
+	}
 	wg.Wait()
 	if n := len(offsets) - len(pages) - len(errs); n > 0 {
 		errs = append(errs, fmt.Errorf("%d pages not fetched: %w", n, context.Cause(ctx)))
@@ -226,26 +321,28 @@ func (s *Scanner) finish(acc *accumulator, st *callStats, started time.Time, tot
 		Target:       s.target,
 		Observations: acc.observations(),
 		Unreadable:   acc.unreadable(),
+		Described:    acc.describedSorted(),
 		Stats: watcher.ScanStats{
-			Started:     started,
-			Duration:    time.Since(started),
-			TotalCount:  total,
-			Pages:       acc.pages,
-			PagesFailed: len(failures),
-			Requests:    int(st.requests.Load()),
-			Retries:     int(st.retries.Load()),
-			Throttles:   int(st.throttles.Load()),
-			Rejected:    acc.rejected,
-			Duplicates:  acc.duplicates,
-			Conflicts:   len(acc.conflicts),
-			CountDrift:  acc.drift || acc.distinct()+acc.anonymous != total,
+			Started:        started,
+			Duration:       time.Since(started),
+			TotalCount:     total,
+			Pages:          acc.pages,
+			DescribedPages: acc.describedPages,
+			PagesFailed:    len(failures),
+			Requests:       int(st.requests.Load()),
+			Retries:        int(st.retries.Load()),
+			Throttles:      int(st.throttles.Load()),
+			Rejected:       acc.rejected,
+			Duplicates:     acc.duplicates,
+			Conflicts:      len(acc.conflicts),
+			CountDrift:     acc.drift || acc.distinct()+acc.anonymous != total,
 		},
 	}
 	for _, r := range acc.reasons {
-		s.log.Warn("rejected item from DescribeInstancesStatus", "reason", r)
+		s.log.Warn("rejected item from a scan page", "reason", r)
 	}
 	if n := acc.rejected - len(acc.reasons); n > 0 {
-		s.log.Warn("rejected more items from DescribeInstancesStatus", "count", n)
+		s.log.Warn("rejected more items from scan pages", "count", n)
 	}
 	if len(acc.conflicts) > 0 {
 		failures = append(failures, fmt.Errorf("%d instances reported with two different states", len(acc.conflicts)))
@@ -257,10 +354,17 @@ func (s *Scanner) finish(acc *accumulator, st *callStats, started time.Time, tot
 	return scan, nil
 }
 
-// describeArgs is one DescribeInstancesStatus request.
+// describeArgs is one listing or lookup request.
 type describeArgs struct {
 	offset, limit int
 	ids           []string
+}
+
+// lane is one API a scan reads pages through: its caller (limiter, retry
+// policy, action) and one attempt at a page.
+type lane struct {
+	call caller
+	read func(context.Context, describeArgs) (page, error)
 }
 
 // callStats counts requests across the goroutines of one scan or lookup.
@@ -296,13 +400,13 @@ func (s *Scanner) reportProgress(ctx context.Context, st *callStats) (stop func(
 	return func() { cancel(); <-done }
 }
 
-// describe sends one request with retries (see caller) and reports a
-// listing page's progress, and the page itself to st.onPage.
+// describe sends one DescribeInstancesStatus request with retries (see
+// caller) and reports a listing page's progress, and the page itself to
+// st.onPage.
 func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs) (page, error) {
 	started := time.Now() // before the limiter's wait: no later than the read
 	var p page
-	c := caller{limiter: s.limiter, retry: s.retry, obs: s.obs, account: s.target.Account, action: ActionDescribeInstancesStatus}
-	err := c.do(ctx, st, func() error {
+	err := s.status.call.do(ctx, st, func() error {
 		var err error
 		p, err = s.describeOnce(ctx, args)
 		return err
@@ -311,16 +415,39 @@ func (s *Scanner) describe(ctx context.Context, st *callStats, args describeArgs
 		return page{}, err
 	}
 	if args.ids == nil {
-		// The first page tells the total: report 1 of N, not 1 of 1.
-		st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
-		s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
-		if st.onPage != nil {
-			st.pageMu.Lock()
-			st.onPage(watcher.Page{Observations: p.items, Started: started, Done: time.Now()})
-			st.pageMu.Unlock()
-		}
+		s.pageDone(st, p, started)
 	}
 	return p, nil
+}
+
+// readPage reads the listing page at off through l, whose limiter the
+// caller has already waited for once, and reports it like describe.
+func (s *Scanner) readPage(ctx context.Context, st *callStats, l *lane, off int) (page, error) {
+	started := time.Now() // before the request: no later than the read
+	var p page
+	err := l.call.doReserved(ctx, st, func() error {
+		var err error
+		p, err = l.read(ctx, describeArgs{offset: off, limit: PageSize})
+		return err
+	})
+	if err != nil {
+		return page{}, err
+	}
+	s.pageDone(st, p, started)
+	return p, nil
+}
+
+// pageDone reports a listing page's progress, and hands the page to
+// st.onPage.
+func (s *Scanner) pageDone(st *callStats, p page, started time.Time) {
+	// The first page tells the total: report 1 of N, not 1 of 1.
+	st.pagesTotal.CompareAndSwap(0, int64(pagesFor(min(p.total, s.maxInst))))
+	s.obs.Progress(s.target, int(st.pagesDone.Add(1)), int(max(st.pagesTotal.Load(), 1)))
+	if st.onPage != nil {
+		st.pageMu.Lock()
+		st.onPage(watcher.Page{Observations: p.items, Started: started, Done: time.Now()})
+		st.pageMu.Unlock()
+	}
 }
 
 func (s *Scanner) describeOnce(ctx context.Context, args describeArgs) (page, error) {

@@ -20,6 +20,13 @@ func describeInstancesStatus(ctx context.Context, c *cvmapi.Client, req *cvmapi.
 	})
 }
 
+// describeInstances is describeInstancesStatus for DescribeInstances.
+func describeInstances(ctx context.Context, c *cvmapi.Client, req *cvmapi.DescribeInstancesRequest) (*cvmapi.DescribeInstancesResponse, error) {
+	return sdkGuard(func() (*cvmapi.DescribeInstancesResponse, error) {
+		return c.DescribeInstancesWithContext(ctx, req)
+	})
+}
+
 // sdkGuard runs one SDK call and turns a panic inside it into a
 // ClientError.ParseJsonError (see describeInstancesStatus).
 func sdkGuard[T any](call func() (T, error)) (resp T, err error) {

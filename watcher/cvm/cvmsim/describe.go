@@ -2,6 +2,7 @@ package cvmsim
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -173,6 +174,11 @@ func (s *Server) describeLocked(env envelope, p params, m faultMatch) page {
 	}, FaultShiftInsert, FaultShiftRelease)
 
 	match := s.matchingLocked(env.region, p)
+	s.fireLocked(m, true, func(Fault) bool {
+		match = slices.Clone(match)
+		slices.Reverse(match)
+		return true
+	}, FaultOtherOrder)
 	pg := page{total: int64(len(match)), items: []pageItem{}}
 	if p.offset < int64(len(match)) {
 		end := p.offset + p.limit

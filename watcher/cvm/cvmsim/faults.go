@@ -16,7 +16,7 @@ type FaultKind string
 // The fault kinds. Error faults are checked right after authentication and
 // before the quota; the others apply after the quota and the configured
 // latency. Faults that shape the data (null-fields, lying-total, duplicate,
-// unknown-state, hostile-ids, null-details, hostile-values) and the fleet
+// unknown-state, hostile-ids, null-details, hostile-values, other-order) and the fleet
 // faults (shift-insert, shift-release) apply only to requests that would
 // otherwise succeed. Every kind applies to LookUpEvents as to the CVM
 // actions except those that shape a page of instances (unknown-state,
@@ -82,6 +82,11 @@ const (
 	// duplicate key. To LookUpEvents events it gives a hostile Username and
 	// SourceIPAddress.
 	FaultHostileValues FaultKind = "hostile-values"
+	// FaultOtherOrder cuts the page from the matching set listed oldest
+	// first instead of newest first (TotalCount unchanged): an API that
+	// lists in another order than the other one, which only offset paging
+	// across both APIs notices.
+	FaultOtherOrder FaultKind = "other-order"
 )
 
 // Fault describes one injected misbehaviour. A fault matches a request when
@@ -115,7 +120,7 @@ func (f Fault) Validate() error {
 	case FaultTimeout, FaultTruncated, FaultNonJSON, FaultHTML502, FaultEmptyObject,
 		FaultEmptyResponse, FaultNullFields, FaultLyingTotal, FaultDuplicate,
 		FaultShiftInsert, FaultShiftRelease, FaultUnknownState, FaultHostileIDs,
-		FaultNullDetails, FaultHostileValues:
+		FaultNullDetails, FaultHostileValues, FaultOtherOrder:
 	default:
 		return fmt.Errorf("unknown fault kind %q", f.Kind)
 	}
