@@ -136,3 +136,72 @@ func tailUntil(t *testing.T, want string, args ...string) string {
 	<-done
 	return w.String()
 }
+
+// TestE2EMixedScanNamesTheCyclesPollingMissed: with the defaults, a full
+// scan reads part of its pages through DescribeInstances; a reboot that was
+// over before that scan looked is published as an operation event by the
+// scan itself (no refresh), once, and verify --sim finds it true. Reboots
+// on pages read through DescribeInstancesStatus are not seen by that scan:
+// the test asserts only on what the scan described.
+func TestE2EMixedScanNamesTheCyclesPollingMissed(t *testing.T) {
+	sim, err := cvmsim.NewServer(cvmsim.Options{InstancesPerRegion: 800, Seed: 11, RateLimit: -1, AuditRateLimit: -1, DwellScale: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	h := newHarnessWith(t, sim, sim.URL(), nil)
+	h.scanAndRelay() // baseline: silent
+	// The refresh describes every instance: each now has a stored
+	// enrichment to compare with, whichever API a scan reads it through.
+	if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil {
+		t.Fatal(err)
+	}
+	ids := h.running(401)
+	h.setState(ids[400], cvmsim.StateStopped) // one transition the stream shows too
+	ids = ids[:400]
+	// Each reboot goes through REBOOTING and back to RUNNING between two
+	// scans: polling sees no change.
+	rebooted := map[string]string{}
+	for _, id := range ids {
+		in, err := sim.Update(id, cvmsim.Update{State: cvmsim.StateRebooting, Operation: cvmsim.ActionRebootInstances, Actor: "ops-bot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.Update(id, cvmsim.Update{State: cvmsim.StateRunning, OperationState: cvmsim.OperationSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		rebooted[id] = in.LatestOperationRequestId
+	}
+	c := h.scanAndRelay()
+	var ops, transitions int
+	for _, e := range c.Events {
+		if !e.IsOperation() {
+			transitions++
+			continue
+		}
+		ops++
+		if rid, ok := rebooted[e.InstanceID]; !ok || e.Operation == nil || e.Operation.RequestID != rid {
+			t.Fatalf("operation event %+v: not one of the reboots made", e)
+		}
+	}
+	if ops == 0 {
+		t.Fatalf("the scan committed %d events and no operation event for %d reboots it could not see as transitions", len(c.Events), len(rebooted))
+	}
+	t.Logf("%d reboots: %d operation events from the scan's DescribeInstances pages, %d transitions", len(rebooted), ops, transitions)
+	c = h.scanAndRelay() // again: nothing new is reported twice
+	for _, e := range c.Events {
+		if e.IsOperation() && e.Operation != nil && rebooted[e.InstanceID] == e.Operation.RequestID && e.InstanceID != "" {
+			// Allowed only for reboots the previous scan read through
+			// DescribeInstancesStatus; never for one already reported.
+			for _, prev := range h.streamedAll() {
+				if prev.IsOperation() && prev.ID != e.ID && prev.Operation.RequestID == e.Operation.RequestID && prev.InstanceID == e.InstanceID {
+					t.Fatalf("reboot %s of %s reported twice", e.Operation.RequestID, e.InstanceID)
+				}
+			}
+		}
+	}
+	server := fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort)
+	if code, stdout, stderr := runCLI(t, "verify", "--server", server, "--sim", sim.URL()); code != 0 || !strings.Contains(stdout, "violations=0") {
+		t.Fatalf("verify --sim = %d\n%s\n%s", code, stdout, stderr)
+	}
+}
