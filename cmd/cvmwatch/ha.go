@@ -56,7 +56,8 @@ func newHARunner(ctx context.Context, cfg *Config, js jetstream.JetStream, repli
 	if err != nil {
 		return nil, fmt.Errorf("ha.replica_id: %w", err)
 	}
-	m, err := lease.New(ctx, js, lease.Config{Replica: id, TTL: cfg.HA.LeaseTTL.D(), Replicas: replicas, Logger: log})
+	m, err := lease.New(ctx, js, lease.Config{Replica: id, TTL: cfg.HA.LeaseTTL.D(), Replicas: replicas, Logger: log,
+		Campaign: cfg.HA.LeaseTTL.D() / 3}) // one round: see lease.Config.Campaign
 	if err != nil {
 		return nil, err
 	}

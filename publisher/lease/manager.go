@@ -33,6 +33,13 @@ type Config struct {
 	Margin time.Duration
 	// Replicas is the number of copies of a new bucket; default 1.
 	Replicas int
+	// Campaign is how long a new manager only registers before it takes
+	// any target: long enough for the replicas started with it (after a
+	// restart of all of them, or with the first one after an outage) to
+	// register too, so the first one back does not take every target for
+	// a round and hand most of them over again. Zero takes at once. The
+	// daemon uses one round (TTL/3).
+	Campaign time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives every lease taken, renewed late, lost and released;
@@ -78,6 +85,9 @@ type Manager struct {
 	mu      sync.Mutex
 	targets []watcher.Target
 	held    map[watcher.Target]*Lease
+	// takeFrom is when the campaign ends (see Config.Campaign): set by
+	// the first Tick.
+	takeFrom time.Time
 }
 
 // New returns a manager on the lease bucket, creating it (EnsureBucket).
@@ -210,6 +220,15 @@ func (m *Manager) Tick(ctx context.Context) {
 		default:
 			m.renew(ctx, l)
 		}
+	}
+	m.mu.Lock()
+	if m.takeFrom.IsZero() {
+		m.takeFrom = m.cfg.Now().Add(m.cfg.Campaign)
+	}
+	campaigning := m.cfg.Now().Before(m.takeFrom)
+	m.mu.Unlock()
+	if campaigning {
+		return // registered; the others started with it are registering too
 	}
 	if err != nil {
 		// Without the live set the assignment above is this replica's
