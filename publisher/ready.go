@@ -36,7 +36,7 @@ const (
 type StreamReady struct {
 	js     jetstream.JetStream
 	stream StreamConfig
-	pub    *JetStream
+	pub    watcher.Publisher
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -73,13 +73,20 @@ func NewStreamReady(js jetstream.JetStream, stream StreamConfig, cfg JetStreamCo
 	if err != nil {
 		return nil, err
 	}
+	return NewStreamReadyFor(js, stream, pub), nil
+}
+
+// NewStreamReadyFor returns a publisher that ensures stream on js (see
+// EnsureStream) before it publishes with pub (a publisher on js, such as
+// FencedBatch).
+func NewStreamReadyFor(js jetstream.JetStream, stream StreamConfig, pub watcher.Publisher) *StreamReady {
 	if stream.Logger == nil {
 		stream.Logger = slog.New(slog.DiscardHandler)
 	}
 	if stream.Name == "" {
 		stream.Name = DefaultStreamName
 	}
-	return &StreamReady{js: js, stream: stream, pub: pub, log: stream.Logger}, nil
+	return &StreamReady{js: js, stream: stream, pub: pub, log: stream.Logger}
 }
 
 // Ensure sets the stream up unless that is done. Callers that ask while an
@@ -149,7 +156,8 @@ func (p *StreamReady) Streams() []StreamStatus {
 	return slices.Clone(p.status)
 }
 
-// Publish sends events once the stream is set up; see JetStream.Publish.
+// Publish sends events once the stream is set up; see JetStream.Publish
+// (or the Publish of NewStreamReadyFor's pub).
 func (p *StreamReady) Publish(ctx context.Context, events []watcher.Event) (int, error) {
 	if len(events) == 0 {
 		return 0, nil

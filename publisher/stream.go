@@ -61,7 +61,9 @@ type StreamConfig struct {
 	ScanMaxAge time.Duration
 	// Epochs adds EpochFilter(Prefix) to the event stream's subjects (a
 	// stream of cvmwatch's gains it on start-up), for the epoch messages of
-	// HA replicas (ClaimEpoch, Fenced). Off for a single process.
+	// HA replicas (ClaimEpoch, Fenced), and allows atomic batch publish on
+	// it (FencedBatch; a stream of cvmwatch's gains it too, an operator's
+	// is left as it is). Off for a single process.
 	Epochs bool
 	// Logger receives the replica count chosen for a new stream, what a
 	// change of layout did, and a warning when an existing stream differs
@@ -145,6 +147,8 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 				Duplicates:  dup,
 				Replicas:    replicas,
 				Metadata:    map[string]string{MetadataLayout: layoutEvents},
+				// HA replicas publish fenced atomic batches (FencedBatch).
+				AllowAtomicPublish: cfg.Epochs,
 			})
 			return err
 		})
@@ -184,6 +188,9 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamConfig
 		want.Duplicates = dup
 	}
 	want.Replicas = scaledReplicas(have, cfg.Replicas, log)
+	if cfg.Epochs && want.Metadata[MetadataLayout] == layoutEvents {
+		want.AllowAtomicPublish = true // ours only: an operator's stream is theirs
+	}
 	if !reflect.DeepEqual(want, have) {
 		updated, refused, err := updateStream(ctx, js, s, want, log)
 		switch {

@@ -27,7 +27,7 @@ import (
 //
 // The guarantees rest on JetStream, not on timing: a replica that lost a
 // lease without knowing it (paused) has its journal writes refused
-// (jsstore.ErrFenced) and its event publishes refused (publisher.Fenced on
+// (jsstore.ErrFenced) and its event publishes refused (publisher.FencedBatch on
 // the epoch the successor claimed), so it can neither fork an instance's
 // chain nor re-publish.
 type haRunner struct {
@@ -250,16 +250,21 @@ func (d *daemon) openHA(ctx context.Context) (watcher.Publisher, error) {
 	}
 	d.store = leaseGuard{Store: journal, valid: d.ha.leaseValid} // writes need a valid lease (ha_guard.go)
 	jc := publisher.JetStreamConfig{Prefix: n.SubjectPrefix}
-	// One fenced publish in flight per relay: on a replicated stream the
-	// server refuses a message whose expected-last-subject check names a
-	// subject another in-flight message checks (10164), so the epoch
-	// subject serializes a target's publishes. Cost: one round trip per
-	// event (docs/DECISIONS.md).
-	fenced, err := publisher.NewStreamReady(publisher.Fenced(js, d.ha.fence), sc,
-		publisher.JetStreamConfig{Prefix: n.SubjectPrefix, Window: 1})
+	// A target's events go as atomic batches fenced on its epoch, one batch
+	// in flight: one commit round trip per up to 1,000 events. On a stream
+	// that does not allow atomic publish (an operator's), one fenced event
+	// at a time (docs/DECISIONS.md).
+	atomic := events.CachedInfo().Config.AllowAtomicPublish
+	if !atomic {
+		d.log.Warn("ha: the event stream does not allow atomic batch publish (it is not cvmwatch's, or the server refused the change): "+
+			"fenced events are published one at a time, one round trip each", "stream", events.CachedInfo().Config.Name)
+	}
+	batches, err := publisher.NewFencedBatch(js, d.ha.fence, publisher.FencedBatchConfig{
+		Prefix: n.SubjectPrefix, Atomic: atomic, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
+	fenced := publisher.NewStreamReadyFor(js, sc, batches)
 	d.streams = fenced.Streams
 	scans, err := publisher.NewJetStream(js, jc)
 	if err != nil {
