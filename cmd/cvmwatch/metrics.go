@@ -68,7 +68,7 @@ func newMetrics(nc *nats.Conn) *metrics {
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scans_total",
 			Help: "Committed scans, by completeness."}, append(tl, "complete")),
 		pages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scan_pages_total",
-			Help: "DescribeInstancesStatus pages read successfully by scans."}, tl),
+			Help: "Pages read successfully by scans, through DescribeInstancesStatus or DescribeInstances (poll.describe_share)."}, tl),
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_requests_total",
 			Help: "Tencent Cloud API requests, by action and result code (OK, a Tencent error code, or ClientError.*)."},
 			[]string{"account", "action", "code"}),
