@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cvmwatch/cvmwatch/publisher"
+	"github.com/cvmwatch/cvmwatch/watcher"
 	"github.com/cvmwatch/cvmwatch/watcher/cvm/cvmsim"
 	"github.com/cvmwatch/cvmwatch/watcher/oracle"
 )
@@ -43,6 +44,11 @@ type latencyBench struct {
 // latencyResult is what a run measured.
 type latencyResult struct {
 	Report oracle.Report
+	// Operations judges the operation events (cycles polling missed,
+	// named from the scans' DescribeInstances pages and the refresh);
+	// Reboots counts the operation events that name a reboot.
+	Operations oracle.OperationReport
+	Reboots    int
 	// Scans are the summaries of the complete scans, baseline first.
 	Scans []publisher.ScanMessage
 	// natsURL and simURL are where the run's stream and simulator listen
@@ -148,6 +154,16 @@ func runLatency(tb testing.TB, b latencyBench, during func(latencyResult)) laten
 		tb.Fatal(err)
 	}
 	res.Report = oracle.Check(oracleMessages(stored), sim.History(), opts)
+	operations, err := publisher.ReadAll(ctx, js, cfg.NATS.Stream, cfg.NATS.SubjectPrefix+".operation.>")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res.Operations = oracle.CheckOperations(oracleMessages(operations), oracleMessages(stored), sim.Operations(), opts)
+	for _, m := range operations {
+		if e, err := watcher.UnmarshalCloudEvent(m.Data); err == nil && e.Operation != nil && e.Operation.Name == cvmsim.ActionRebootInstances {
+			res.Reboots++
+		}
+	}
 	res.natsURL, res.simURL, res.baseline = d.embedded.ClientURL(), sim.URL(), [2]time.Time{opts.BaselineStart, opts.BaselineEnd}
 	if during != nil {
 		during(res)
@@ -171,6 +187,7 @@ func (r latencyResult) lines(b latencyBench) []string {
 		fmt.Sprintf("%d complete scans after the baseline: mean %v, %d pages per scan, %d throttles",
 			n, (dur / time.Duration(n)).Round(time.Millisecond), pages/n, throttles),
 		r.Report.Summary(),
+		fmt.Sprintf("%s (%d of them reboots)", r.Operations, r.Reboots),
 	}
 	for i, v := range r.Report.Violations {
 		if i == 10 {
@@ -195,9 +212,10 @@ func BenchmarkDetectionLatency100k(b *testing.B) {
 		for _, line := range r.lines(bench) {
 			fmt.Println(line) // b.Log truncates a benchmark's output
 		}
-		if !r.Report.OK() {
-			b.Errorf("the stream breaks a guarantee: %d violations", len(r.Report.Violations))
+		if !r.Report.OK() || !r.Operations.OK() {
+			b.Errorf("the stream breaks a guarantee: %d violations, %d in operation events", len(r.Report.Violations), len(r.Operations.Violations))
 		}
+		b.ReportMetric(float64(r.Operations.Events), "operation-events")
 		l := r.Report.Latency
 		b.ReportMetric(time.Duration(l.Transitional.Detection.P99).Seconds(), "p99-transitional-s")
 		b.ReportMetric(time.Duration(l.Stable.Detection.P99).Seconds(), "p99-stable-s")
@@ -240,6 +258,9 @@ func TestDetectionLatencyBench(t *testing.T) {
 	}
 	if !r.Report.OK() {
 		t.Fatalf("the stream breaks a guarantee:\n%s", r.Report)
+	}
+	if !r.Operations.OK() {
+		t.Fatalf("operation events break a guarantee: %v", r.Operations.Violations)
 	}
 	l := r.Report.Latency
 	if l == nil {
