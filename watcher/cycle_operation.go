@@ -71,13 +71,17 @@ func (t *target) reconcile(c *Commit, fresh []Enrichment, prev map[string]Enrich
 			continue
 		}
 		var state State
+		var entered time.Time
 		known := false
 		if t.snap != nil {
 			if r, ok := t.snap.Get(en.InstanceID); ok && r.State != Absent {
 				state, known = r.State, true
+				if r.Sequence > 0 { // entered by a transition, not known since the baseline
+					entered = r.Since
+				}
 			}
 		}
-		keep, op := Reconcile(en, p, hadPrev, state, known)
+		keep, op := Reconcile(en, p, hadPrev, state, known, entered)
 		if op != nil {
 			c.Events = append(c.Events, OperationEvent(t.Target, keep, p.FetchedAt, arrived))
 			n++

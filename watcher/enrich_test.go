@@ -140,16 +140,19 @@ func TestReconcileReportsOrHoldsEveryNewOperation(t *testing.T) {
 		reported  bool // an operation event
 		wantRID   string
 		wantAt    time.Time // the FetchedAt kept
+		entered   time.Time // when a transition entered snapState (zero: since the baseline)
 	}{
-		{"new, settled, same state: reported", fresh(StateRunning, "req-new", "SUCCESS"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour)},
-		{"failed operation: reported too", fresh(StateRunning, "req-new", "FAILED"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour)},
-		{"same state as the snapshot though not as the last enrichment", fresh(StateStopped, "req-new", "SUCCESS"), true, StateStopped, true, true, "req-new", t0.Add(time.Hour)},
-		{"first sighting: stored, not reported", fresh(StateRunning, "req-new", "SUCCESS"), false, StateRunning, true, false, "req-new", t0.Add(time.Hour)},
-		{"same request id: nothing new", fresh(StateRunning, "req-old", "SUCCESS"), true, StateRunning, true, false, "req-old", t0.Add(time.Hour)},
-		{"state the scans have not seen: held", fresh(StateStopped, "req-new", "SUCCESS"), true, StateRunning, true, false, "req-old", t0},
-		{"operating: held", fresh(StateRunning, "req-new", OperationOperating), true, StateRunning, true, false, "req-old", t0},
-		{"no snapshot record: held", fresh(StateRunning, "req-new", "SUCCESS"), true, "", false, false, "req-old", t0},
-		{"null operation: previous kept", fresh(StateRunning, "", ""), true, StateRunning, true, false, "req-old", t0},
+		{"new, settled, same state: reported", fresh(StateRunning, "req-new", "SUCCESS"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour), time.Time{}},
+		{"failed operation: reported too", fresh(StateRunning, "req-new", "FAILED"), true, StateRunning, true, true, "req-new", t0.Add(time.Hour), time.Time{}},
+		{"same state as the snapshot though not as the last enrichment", fresh(StateStopped, "req-new", "SUCCESS"), true, StateStopped, true, true, "req-new", t0.Add(time.Hour), time.Time{}},
+		{"first sighting: stored, not reported", fresh(StateRunning, "req-new", "SUCCESS"), false, StateRunning, true, false, "req-new", t0.Add(time.Hour), time.Time{}},
+		{"same request id: nothing new", fresh(StateRunning, "req-old", "SUCCESS"), true, StateRunning, true, false, "req-old", t0.Add(time.Hour), time.Time{}},
+		{"state the scans have not seen: held", fresh(StateStopped, "req-new", "SUCCESS"), true, StateRunning, true, false, "req-old", t0, time.Time{}},
+		{"operating: held", fresh(StateRunning, "req-new", OperationOperating), true, StateRunning, true, false, "req-old", t0, time.Time{}},
+		{"no snapshot record: held", fresh(StateRunning, "req-new", "SUCCESS"), true, "", false, false, "req-old", t0, time.Time{}},
+		{"null operation: previous kept", fresh(StateRunning, "", ""), true, StateRunning, true, false, "req-old", t0, time.Time{}},
+		{"state entered by a transition after the previous answer: absorbed, not reported", fresh(StateStopped, "req-new", "SUCCESS"), true, StateStopped, true, false, "req-new", t0.Add(time.Hour), t0.Add(30 * time.Minute)},
+		{"state entered before the previous answer: reported", fresh(StateStopped, "req-new", "SUCCESS"), true, StateStopped, true, true, "req-new", t0.Add(time.Hour), t0.Add(-time.Hour)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,7 +160,7 @@ func TestReconcileReportsOrHoldsEveryNewOperation(t *testing.T) {
 			if !tt.hadPrev {
 				p = Enrichment{}
 			}
-			keep, op := Reconcile(tt.fresh, p, tt.hadPrev, tt.snapState, tt.known)
+			keep, op := Reconcile(tt.fresh, p, tt.hadPrev, tt.snapState, tt.known, tt.entered)
 			if got, want := op != nil, tt.reported; got != want {
 				t.Fatalf("reported = %v (%+v), want %v", got, op, want)
 			}

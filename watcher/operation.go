@@ -56,7 +56,8 @@ func OperationEvent(t Target, fresh Enrichment, prevFetchedAt, arrived time.Time
 // page read through DescribeInstances: Scan.Described), what the store
 // keeps and whether an operation event goes out. prev is the stored
 // enrichment (hadPrev false: none); state is the instance's state in the
-// snapshot (known false: no live record).
+// snapshot (known false: no live record), enteredAt when a transition of
+// the stream entered it (zero for a state known since the baseline).
 //
 // A request id is new when it is not empty, differs from prev's and prev
 // exists (a first sighting reports nothing). A new one is:
@@ -66,20 +67,28 @@ func OperationEvent(t Target, fresh Enrichment, prevFetchedAt, arrived time.Time
 //   - held otherwise: the store takes fresh's identity and state but keeps
 //     prev's Operation and FetchedAt, so the transition the scans have not
 //     seen yet carries it as data.operation, or a later answer reports it
-//     with a window that still starts before it.
+//     with a window that still starts before it;
+//   - absorbed (the store takes fresh, nothing is reported) when the
+//     snapshot's state was entered by a transition after prev was fetched:
+//     the operation may be the one that made that transition (published
+//     without data.operation when its enrichment failed), and reporting
+//     it as "no visible change" would be false. A cycle that really went
+//     unseen after that transition is missed, as polling may miss it.
 //
 // No request id is ever stored without being reported or held: the stored
 // FetchedAt is always a time the stored operation was the latest. A fresh
 // answer without a request id keeps prev's operation (a null is not a new
 // operation). The ARREAR/EXPIRE rule of Attribute does not apply: an
 // operation event claims no cause, only that the operation happened.
-func Reconcile(fresh, prev Enrichment, hadPrev bool, state State, known bool) (keep Enrichment, op *Operation) {
+func Reconcile(fresh, prev Enrichment, hadPrev bool, state State, known bool, enteredAt time.Time) (keep Enrichment, op *Operation) {
 	rid := fresh.Operation.RequestID
 	switch {
 	case !hadPrev, rid == prev.Operation.RequestID:
 		return fresh, nil
 	case rid == "", fresh.Operation.State == OperationOperating, !known, fresh.State != state:
 		fresh.Operation, fresh.FetchedAt = prev.Operation, prev.FetchedAt
+		return fresh, nil
+	case enteredAt.After(prev.FetchedAt):
 		return fresh, nil
 	}
 	o := fresh.Operation

@@ -1,7 +1,9 @@
 package watcher_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -311,5 +313,43 @@ func TestDescribedOperationCarriesItsActor(t *testing.T) {
 	mustPendingCount(t, st, 0)
 	if !slices.ContainsFunc(operations(t, st), func(e watcher.Event) bool { return e.Actor != nil }) {
 		t.Fatal("the stored operation event lost its actor")
+	}
+}
+
+// TestRefreshAfterAnUnenrichedTransitionReportsNoOperation: a transition
+// committed without its enrichment (DescribeInstances failed) leaves the
+// old request id stored; the refresh that then sees the new request id
+// with the snapshot's (new) state must not call it an operation that left
+// no visible change: the stream already holds that change. (Found by
+// review: the refresh published StopInstances "no change" after the
+// RUNNING -> STOPPED it made.)
+func TestRefreshAfterAnUnenrichedTransitionReportsNoOperation(t *testing.T) {
+	f := newFleet(2)
+	w, st := enrichLoop(t, f, time.Second)
+	mustScan(t, w) // baseline
+	if err := w.RefreshOnce(t.Context(), enrTarget); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.describe = func(context.Context, []string) ([]watcher.Enrichment, error) {
+		return nil, errors.New("throttled")
+	}
+	f.mu.Unlock()
+	f.set("ins-00000001", watcher.StateStopped, "StopInstances")
+	c := mustScan(t, w)
+	if len(c.Events) != 1 || c.Events[0].To != watcher.StateStopped || c.Events[0].Operation != nil {
+		t.Fatalf("events = %+v, want the stop without data.operation (its enrichment failed)", c.Events)
+	}
+	f.mu.Lock()
+	f.describe = nil
+	f.mu.Unlock()
+	if err := w.RefreshOnce(t.Context(), enrTarget); err != nil {
+		t.Fatal(err)
+	}
+	if got := operations(t, st); len(got) != 0 {
+		t.Fatalf("operation events = %+v, want none: the StopInstances made the RUNNING -> STOPPED already published", got)
+	}
+	if got, want := storedRequest(t, st, "ins-00000001"), "req-StopInstances-ins-00000001"; got != want {
+		t.Fatalf("stored request id %q, want %q (absorbed: a later operation is compared with it)", got, want)
 	}
 }
