@@ -87,9 +87,9 @@ func (s *Scanner) probeOrder(ctx, drainCtx context.Context, st *callStats, first
 			return err
 		})
 		switch {
-		case err == nil && !sameOrder(first.ids, p.ids):
-			s.pauseMixed("DescribeInstances lists page 0 in another order than DescribeInstancesStatus",
-				"status_ids", len(first.ids), "describe_ids", len(p.ids))
+		case err == nil && (!sameOrder(first.ids, p.ids) || !closeTotals(first.total, p.total)):
+			s.pauseMixed("DescribeInstances lists page 0 otherwise than DescribeInstancesStatus (order, instances or TotalCount)",
+				"status_ids", len(first.ids), "describe_ids", len(p.ids), "status_total", first.total, "describe_total", p.total)
 		case err == nil:
 			g.ok = true
 		case errors.Is(err, watcher.ErrAuth) || errors.Is(err, ErrRejected):
@@ -101,8 +101,9 @@ func (s *Scanner) probeOrder(ctx, drainCtx context.Context, st *callStats, first
 
 // sameOrder reports whether two reads of page 0 list the same instances in
 // the same order, allowing for the fleet changing between them: at least
-// 90% of the shorter list is in both, and the IDs in both come in the same
-// relative order.
+// 90% of the longer list is in both (an empty or short answer from one API
+// is not agreement: it may see less of the fleet, a narrower permission),
+// and the IDs in both come in the same relative order.
 func sameOrder(a, b []string) bool {
 	pos := make(map[string]int, len(b))
 	for i, id := range b {
@@ -119,7 +120,15 @@ func sameOrder(a, b []string) bool {
 		}
 		common, last = common+1, i
 	}
-	return common*10 >= min(len(a), len(b))*9
+	return common*10 >= max(len(a), len(b))*9
+}
+
+// closeTotals reports whether two TotalCounts read moments apart can be of
+// the same fleet: within 10% of the larger (and at most 100 apart for a
+// small fleet). APIs that count different fleets must not be mixed.
+func closeTotals(a, b int) bool {
+	d := max(a-b, b-a)
+	return d*10 <= max(a, b) || d <= 100 && a > 0 && b > 0
 }
 
 // describeInstancesOnce reads one listing page through DescribeInstances
