@@ -26,6 +26,8 @@ func TestConfigTypeErrorNeverEchoesTheValue(t *testing.T) {
 		{"duration from the environment", "poll:\n  interval: ${MISPLACED}\n", "poll.interval"},
 		{"replica count", "nats:\n  replicas: " + secret + "\n", "nats.replicas"},
 		{"boolean", "poll:\n  hot: " + secret + "\n", "poll.hot"},
+		{"a value holding backquotes", "poll:\n  rate: \"" + secret + "`x` y\"\n", "poll.rate"},
+		{"a value ending in a backquote", "poll:\n  rate: \"ab`" + secret + "\"\n", "poll.rate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte("accounts: [{name: prod, regions: [ap-guangzhou]}]\n"+tc.yaml), lookup)

@@ -218,13 +218,13 @@ func (w *walker) expand(n *yaml.Node, path string, problems *configErrors) {
 
 // quotedValue is the value the YAML decoder quotes in a type error
 // ("cannot unmarshal !!str `abc` into int").
-var quotedValue = regexp.MustCompile("`[^`]*` ")
+var quotedValue = regexp.MustCompile("(?s)`.*` into ")
 
 // locate rewrites a decoder message "line N: ..." to name the key at fault.
 // The value the decoder quotes is dropped: a value under the wrong key may
 // be a secret (a key pasted one line off), and the key and line find it.
 func (w *walker) locate(msg string) error {
-	msg = quotedValue.ReplaceAllString(msg, "")
+	msg = quotedValue.ReplaceAllString(msg, "into ") // from the first backquote to the last: the value may hold some
 	m := lineRef.FindStringSubmatch(msg)
 	if m == nil {
 		return fmt.Errorf("%s", msg)

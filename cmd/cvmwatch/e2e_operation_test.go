@@ -69,11 +69,18 @@ func TestE2EOperationWithoutAStateChangeOnTheStream(t *testing.T) {
 	if err := h.d.watcher.RefreshOnce(t.Context(), h.target); err != nil { // again: nothing new
 		t.Fatal(err)
 	}
-	for range 20 { // the follow-up, once CloudAudit shows the record
-		if n, err := h.d.watcher.AttributeOnce(t.Context(), h.target); err != nil || n == 1 {
+	// The reboot's actor: a follow-up, once CloudAudit shows the record.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := h.d.watcher.AttributeOnce(t.Context(), h.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("no follow-up named the reboot's actor within 20s")
+		}
 	}
 	if err := h.relay(); err != nil {
 		t.Fatal(err)
@@ -105,7 +112,8 @@ func TestE2EOperationWithoutAStateChangeOnTheStream(t *testing.T) {
 	if out := tailUntil(t, cvmsim.ActionRebootInstances, "tail", "--server", server, "--all", "instance="+ids[0]); !strings.Contains(out, "(no change)") {
 		t.Fatalf("tail --all did not show the operation event as one:\n%s", out)
 	}
-	// A from or to filter selects transitions only.
+	// The stopped instance's operation went with its transition: no
+	// operation event in its history.
 	code, stdout, stderr = runCLI(t, "history", "--server", server, ids[1])
 	if code != 0 || strings.Contains(stdout, "(no change)") {
 		t.Fatalf("history %s = %d, want no operation event (its stop was a transition)\n%s\n%s", ids[1], code, stdout, stderr)

@@ -84,10 +84,14 @@ func List(ctx context.Context, js jetstream.JetStream, bucket string) (Listing, 
 	defer w.Stop()
 	for {
 		var e jetstream.KeyValueEntry
+		ok := true
 		select {
 		case <-ctx.Done():
 			return Listing{}, fmt.Errorf("lease bucket %s: %w", bucket, ctx.Err())
-		case e = <-w.Updates():
+		case e, ok = <-w.Updates():
+		}
+		if !ok { // the watcher stopped (the connection went) before the end of the current values
+			return Listing{}, fmt.Errorf("lease bucket %s: the listing ended before its last value", bucket)
 		}
 		if e == nil { // the current values are all delivered
 			break
