@@ -31,6 +31,12 @@ relayed for a few seconds, the database is closed.`,
 				log.Warn("config: " + w)
 			}
 			d, err := openDaemon(c.Context(), cfg, log)
+			if err != nil && c.Context().Err() != nil {
+				// SIGINT or SIGTERM while starting (waiting for NATS, a
+				// stream leader, ...): a stop asked for, not a failure.
+				log.Info("cvmwatch stopped while starting", "err", err)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
