@@ -44,6 +44,8 @@ type e2eBench struct {
 	Oracle  bool
 	Every   time.Duration // how often the metrics are read
 	Timeout time.Duration
+	// Log, if set, gets each scan's line as soon as it is measured.
+	Log func(string)
 }
 
 // e2eScan is what one complete scan cost, between the commit of the scan
@@ -166,6 +168,9 @@ func runEndToEnd(tb testing.TB, b e2eBench) e2eResult {
 			churning = true
 		}
 		res.Scans = append(res.Scans, s)
+		if b.Log != nil {
+			b.Log(res.scanLine(len(res.Scans) - 1))
+		}
 		prev = cur
 	}
 
@@ -227,18 +232,13 @@ func judgeEndToEnd(tb testing.TB, ctx context.Context, natsURL, simURL string, s
 	return &rep
 }
 
-// lines renders a run for a person; limit is the single-API limit of a
-// scan, pages / 40 s.
+// lines renders a run for a person.
 func (r e2eResult) lines(b e2eBench) []string {
 	out := []string{fmt.Sprintf("fleet %d instances in one region, simulator at 40 req/s per action with %v per request; "+
 		"churn after the idle scan %.2f%%/min (%.2f lifecycle operations/s), dwell scale %v; poll.interval %v, poll.rate_limit %v",
 		b.Instances, b.Latency, 100*b.ChurnPerMinute, float64(b.Instances)*b.ChurnPerMinute/60, b.DwellScale, b.Interval, r.RateLimit)}
-	for i, s := range r.Scans {
-		limit := float64(s.Pages) / 40
-		out = append(out, fmt.Sprintf("scan %d (%s): %d pages in %.1f s = %.3f of the limit (%.1f s), %.3f of pages/rate_limit; "+
-			"commit %.3f s; %d events, %d refreshed, %d throttles; CPU watcher %.1f s, sim %.1f s; watcher wrote %s",
-			i, s.Kind, s.Pages, s.Duration.Seconds(), s.Duration.Seconds()/limit, limit, s.Duration.Seconds()/(float64(s.Pages)/r.RateLimit),
-			s.Commit.Seconds(), s.Events, s.Refresh, s.Throttle, s.WatcherCPU.Seconds(), s.SimCPU.Seconds(), bytesText(s.WatcherWrite)))
+	for i := range r.Scans {
+		out = append(out, r.scanLine(i))
 	}
 	out = append(out,
 		fmt.Sprintf("peak RSS (VmHWM): watcher %s, simulator %s", bytesText(r.WatcherHWM), bytesText(r.SimHWM)),
@@ -250,6 +250,17 @@ func (r e2eResult) lines(b e2eBench) []string {
 		out = append(out, r.Report.Summary())
 	}
 	return out
+}
+
+// scanLine renders scan i; the limit is the single-API limit of a scan,
+// pages / 40 s.
+func (r e2eResult) scanLine(i int) string {
+	s := r.Scans[i]
+	limit := float64(s.Pages) / 40
+	return fmt.Sprintf("scan %d (%s): %d pages in %.1f s = %.3f of the limit (%.1f s), %.3f of pages/rate_limit; "+
+		"commit %.3f s; %d events, %d refreshed, %d throttles; CPU watcher %.1f s, sim %.1f s; watcher wrote %s",
+		i, s.Kind, s.Pages, s.Duration.Seconds(), s.Duration.Seconds()/limit, limit, s.Duration.Seconds()/(float64(s.Pages)/r.RateLimit),
+		s.Commit.Seconds(), s.Events, s.Refresh, s.Throttle, s.WatcherCPU.Seconds(), s.SimCPU.Seconds(), bytesText(s.WatcherWrite))
 }
 
 // check fails tb unless the run measured what it says: every scan read
@@ -284,7 +295,8 @@ func (r e2eResult) check(tb testing.TB, b e2eBench) {
 // docs/BENCHMARKS.md.
 func BenchmarkEndToEnd1M(b *testing.B) {
 	bench := e2eBench{Instances: 1_000_000, ChurnPerMinute: 0.001, DwellScale: 1, Latency: 100 * time.Millisecond,
-		Interval: defaultInterval, ChurnScans: 2, Every: time.Second, Timeout: 55 * time.Minute}
+		Interval: defaultInterval, ChurnScans: 2, Every: time.Second, Timeout: 55 * time.Minute,
+		Log: func(s string) { fmt.Println(s) }}
 	for b.Loop() {
 		r := runEndToEnd(b, bench)
 		for _, line := range r.lines(bench) {
