@@ -56,6 +56,7 @@ func TestMetricsAndHealthFollowTheLoop(t *testing.T) {
 		`cvmwatch_nats_connected 1`,
 		`cvmwatch_build_info{version=`,
 		`cvmwatch_scan_duration_seconds_bucket{account="prod",complete="true",region="ap-guangzhou",le=`,
+		`cvmwatch_commit_duration_seconds_count{account="prod",region="ap-guangzhou"} 2`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

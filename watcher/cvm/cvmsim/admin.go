@@ -27,6 +27,8 @@ const maxAdminBody = 1 << 20
 //	DELETE /_sim/faults                removes every fault
 //	GET    /_sim/clock                 -> {"offset":"0s","now":"..."}
 //	POST   /_sim/clock                 {"offset":"10m"} sets the clock offset
+//	GET    /_sim/churn                 -> {"rate":N}
+//	POST   /_sim/churn                 {"rate":N} sets the churn rate (0 pauses it)
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sim/instances", s.adminListInstances)
@@ -52,6 +54,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /_sim/faults/{id}", s.adminRemoveFault)
 	mux.HandleFunc("GET /_sim/clock", s.adminGetClock)
 	mux.HandleFunc("POST /_sim/clock", s.adminSetClock)
+	mux.HandleFunc("GET /_sim/churn", func(w http.ResponseWriter, _ *http.Request) {
+		adminJSON(w, http.StatusOK, churnBody{Rate: s.Churn()})
+	})
+	mux.HandleFunc("POST /_sim/churn", s.adminSetChurn)
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, fmt.Errorf("no admin endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -303,4 +309,30 @@ func (s *Server) adminSetClock(w http.ResponseWriter, r *http.Request) {
 	s.SetClockOffset(time.Duration(*body.Offset))
 	s.log.Info("admin set clock offset", slog.Duration("offset", time.Duration(*body.Offset)))
 	adminJSON(w, http.StatusOK, clockBody{Offset: *body.Offset, Now: s.now().UTC()})
+}
+
+// churnBody is the churn engine's rate: lifecycle operations started per
+// second across the fleet.
+type churnBody struct {
+	Rate float64 `json:"rate"`
+}
+
+func (s *Server) adminSetChurn(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Rate *float64 `json:"rate"`
+	}
+	if err := decodeStrict(w, r, &body); err != nil {
+		adminError(w, http.StatusBadRequest, err)
+		return
+	}
+	if body.Rate == nil {
+		adminError(w, http.StatusBadRequest, errors.New(`"rate" is required, e.g. {"rate":2.5}`))
+		return
+	}
+	if err := s.SetChurn(*body.Rate); err != nil {
+		adminError(w, http.StatusBadRequest, err)
+		return
+	}
+	s.log.Info("admin set churn", slog.Float64("rate", *body.Rate))
+	adminJSON(w, http.StatusOK, churnBody{Rate: *body.Rate})
 }

@@ -219,3 +219,34 @@ func TestAdminFaultsStatsClock(t *testing.T) {
 		t.Fatalf("reset clock: %d %v", code, srv.ClockOffset())
 	}
 }
+
+// TestAdminChurnStartsAndPauses: a server made with no churn starts churning
+// when POST /_sim/churn sets a rate, and starts no operation once it is set
+// back to 0.
+func TestAdminChurnStartsAndPauses(t *testing.T) {
+	srv := MustServer(t, cvmsim.Options{InstancesPerRegion: 50})
+	if code, body := admin(t, srv, "GET", "/_sim/churn", ""); code != http.StatusOK || string(body) != "{\"rate\":0}\n" {
+		t.Fatalf("GET churn: %d %s", code, body)
+	}
+	if code, body := admin(t, srv, "POST", "/_sim/churn", `{"rate":100}`); code != http.StatusOK {
+		t.Fatalf("POST churn: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(srv.Operations()) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no churn operation within 10s of setting the rate")
+		}
+	}
+	if code, body := admin(t, srv, "POST", "/_sim/churn", `{"rate":0}`); code != http.StatusOK || srv.Churn() != 0 {
+		t.Fatalf("pause churn: %d %s, rate %v", code, body, srv.Churn())
+	}
+	n := len(srv.Operations())
+	time.Sleep(500 * time.Millisecond) // five ticks of the engine
+	if got := len(srv.Operations()); got != n {
+		t.Fatalf("operations = %d after the pause, want %d", got, n)
+	}
+	for _, bad := range []string{`{}`, `{"rate":-1}`, `{"rate":"fast"}`} {
+		if code, body := admin(t, srv, "POST", "/_sim/churn", bad); code != http.StatusBadRequest {
+			t.Fatalf("POST churn %s: %d %s, want 400", bad, code, body)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package cvmsim
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -72,6 +74,11 @@ func (s *Server) runChurn() {
 func (s *Server) advance(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advanceLocked(now)
+}
+
+// advanceLocked is advance with s.mu held.
+func (s *Server) advanceLocked(now time.Time) {
 	s.applyDueLocked(now)
 	c := &s.churn
 	if c.last.IsZero() || now.Before(c.last) {
@@ -233,4 +240,36 @@ func (s *Server) opCreateLocked(region string, now time.Time) {
 		final = StateLaunchFailed
 	}
 	s.planLocked(in, now, []string{StatePending, final})
+}
+
+// SetChurn sets the churn engine's rate (Options.Churn: lifecycle operations
+// started per second across the fleet) from now on; 0 pauses it. Operations
+// already started run to their end either way. It starts the engine if the
+// server was created with no churn.
+func (s *Server) SetChurn(rate float64) error {
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return fmt.Errorf("churn %v: want a finite rate >= 0", rate)
+	}
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.closed {
+		return errors.New("churn: the simulator is closed")
+	}
+	s.mu.Lock()
+	s.advanceLocked(s.now()) // what was owed at the old rate
+	s.churn.rate = rate
+	s.mu.Unlock()
+	if rate > 0 && !s.churnRunning {
+		s.churnRunning = true
+		s.churnDone = make(chan struct{})
+		go s.runChurn()
+	}
+	return nil
+}
+
+// Churn returns the churn engine's rate.
+func (s *Server) Churn() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.churn.rate
 }

@@ -125,6 +125,27 @@ outer:
 	return out
 }
 
+// windowLocked returns how many instances of region p selects and those of
+// its page (Offset, Limit), in listing order. A request with neither IDs nor
+// filters reads the page straight from the region's list, so that paging
+// through a large fleet costs each request its page, not the fleet.
+func (s *Server) windowLocked(region string, p params) (int64, []*instance) {
+	if p.hasIDs || p.hasFilters {
+		match := s.matchingLocked(region, p)
+		if p.offset >= int64(len(match)) {
+			return int64(len(match)), nil
+		}
+		return int64(len(match)), match[p.offset:min(p.offset+p.limit, int64(len(match)))]
+	}
+	list := s.fleet.regions[region] // ascending seq; the listing is newest first
+	n := int64(len(list))
+	var out []*instance
+	for i := p.offset; i < min(p.offset+p.limit, n); i++ {
+		out = append(out, list[n-1-i])
+	}
+	return n, out
+}
+
 // pageItem is one item of a page: a copy of the instance, plus the nulls a
 // fault asks for.
 type pageItem struct {
@@ -173,23 +194,28 @@ func (s *Server) describeLocked(env envelope, p params, m faultMatch) page {
 		return false
 	}, FaultShiftInsert, FaultShiftRelease)
 
-	match := s.matchingLocked(env.region, p)
+	reversed := false
 	s.fireLocked(m, true, func(Fault) bool {
-		match = slices.Clone(match)
-		slices.Reverse(match)
+		reversed = true
 		return true
 	}, FaultOtherOrder)
-	pg := page{total: int64(len(match)), items: []pageItem{}}
-	if p.offset < int64(len(match)) {
-		end := p.offset + p.limit
-		if end > int64(len(match)) {
-			end = int64(len(match))
+	var total int64
+	var window []*instance
+	if reversed { // the matching set listed oldest first
+		match := slices.Clone(s.matchingLocked(env.region, p))
+		slices.Reverse(match)
+		total = int64(len(match))
+		if p.offset < total {
+			window = match[p.offset:min(p.offset+p.limit, total)]
 		}
-		for _, in := range match[p.offset:end] {
-			c := *in
-			c.plan = nil
-			pg.items = append(pg.items, pageItem{inst: c})
-		}
+	} else {
+		total, window = s.windowLocked(env.region, p)
+	}
+	pg := page{total: total, items: []pageItem{}}
+	for _, in := range window {
+		c := *in
+		c.plan = nil
+		pg.items = append(pg.items, pageItem{inst: c})
 	}
 	s.fireLocked(m, false, func(f Fault) bool { return applyDataFault(&pg, f, env.action) },
 		FaultNullFields, FaultLyingTotal, FaultDuplicate, FaultUnknownState, FaultHostileIDs,

@@ -100,6 +100,9 @@ type Server struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	churnDone chan struct{}
+	// churnRunning says the churn goroutine was started (it then closes
+	// churnDone when it ends). Guarded by lifeMu.
+	churnRunning bool
 }
 
 // normalize validates opts and fills in the defaults.
@@ -231,8 +234,11 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	go func() { _ = s.httpSrv.Serve(ln) }()
 	if s.opts.Churn > 0 {
+		s.lifeMu.Lock()
+		s.churnRunning = true
 		s.churnDone = make(chan struct{})
 		go s.runChurn()
+		s.lifeMu.Unlock()
 	}
 	s.log.Info("cvm simulator listening", slog.String("endpoint", s.Endpoint()),
 		slog.Any("regions", s.opts.Regions), slog.Int("instancesPerRegion", s.opts.InstancesPerRegion))
