@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 )
 
@@ -153,6 +154,42 @@ func (s *Server) dwellLocked(state string) time.Duration {
 // EXPIRE, then TERMINATING and released like a termination.
 const isolationShare = 0.1
 
+// pickStable returns a uniformly random stable instance of list (RUNNING,
+// STOPPED or LAUNCH_FAILED with nothing planned), or nil if it has none. It
+// samples (rejection sampling is uniform over the stable ones) and lists
+// them all only when sampling finds none: at a million instances a full
+// walk per operation held the server's lock for most of every second.
+func pickStable(r *rand.Rand, list []*instance) *instance {
+	stable := func(in *instance) bool {
+		if len(in.plan) > 0 {
+			return false
+		}
+		switch in.state {
+		case StateRunning, StateStopped, StateLaunchFailed:
+			return true
+		}
+		return false
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	for range 64 {
+		if in := list[r.IntN(len(list))]; stable(in) {
+			return in
+		}
+	}
+	var all []*instance
+	for _, in := range list {
+		if stable(in) {
+			all = append(all, in)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return all[r.IntN(len(all))]
+}
+
 // churnOpLocked starts one seeded-random lifecycle operation in a random
 // region. Creations and terminations are balanced to steer each region's
 // listed size (SHUTDOWN and TERMINATING included) towards the initial size;
@@ -162,16 +199,9 @@ const isolationShare = 0.1
 func (s *Server) churnOpLocked(now time.Time) {
 	r := s.rngChurn
 	region := s.fleet.order[r.IntN(len(s.fleet.order))]
-	size := len(s.fleet.regions[region])
-	var stable []*instance
-	for _, in := range s.fleet.regions[region] {
-		if len(in.plan) == 0 {
-			switch in.state {
-			case StateRunning, StateStopped, StateLaunchFailed:
-				stable = append(stable, in)
-			}
-		}
-	}
+	list := s.fleet.regions[region]
+	size := len(list)
+	in := pickStable(r, list)
 	pCreate, pTerminate := 0.15, 0.15
 	switch {
 	case size < s.churn.target:
@@ -180,13 +210,12 @@ func (s *Server) churnOpLocked(now time.Time) {
 		pCreate, pTerminate = 0.05, 0.3
 	}
 	x := r.Float64()
-	if x < pCreate || len(stable) == 0 {
+	if x < pCreate || in == nil {
 		if size <= s.churn.target {
 			s.opCreateLocked(region, now)
 		}
 		return
 	}
-	in := stable[r.IntN(len(stable))]
 	var action string
 	switch {
 	case x < pCreate+pTerminate || in.state == StateLaunchFailed:
