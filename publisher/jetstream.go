@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cvmwatch/cvmwatch/publisher/wire"
 	"github.com/cvmwatch/cvmwatch/watcher"
 )
 
@@ -76,12 +78,17 @@ func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, erro
 	return p, nil
 }
 
-// inflight is one event sent and not yet resolved (acked or failed).
+// inflight is one event sent and not yet resolved (acked or failed), in a
+// slot of the window that the next event of the slot reuses once it is
+// resolved: its message and the message's header and body stay untouched
+// while the library may still re-send them.
 type inflight struct {
 	fut      jetstream.PubAckFuture
 	deadline time.Time
 	done     bool
 	err      error
+	msg      nats.Msg
+	buf      wire.EventBuffer
 }
 
 // Publish sends events in order, each with Nats-Msg-Id = its ID, keeping at
@@ -118,32 +125,37 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 			b.fail(i, err)
 			break
 		}
-		msg, err := encodeEvent(p.prefix, e)
+		for ; i-head >= window; head++ {
+			b.wait(head) // frees the slot of event i
+		}
+		if b.failed < i {
+			break // the slot's event failed: the library may still hold its message
+		}
+		f := &b.ring[i%window]
+		m, err := f.buf.Encode(p.prefix, e)
 		if err != nil {
 			b.fail(i, err)
 			break
 		}
-		for ; i-head >= window; head++ {
-			b.wait(events, head)
-		}
 		key := keyOf(e)
-		if prev, ok := b.busy[key]; ok {
-			b.wait(events, prev) // never two events of one instance in flight
+		if prev, ok := b.busy[key]; ok && prev >= head {
+			b.wait(prev) // never two events of one instance in flight
 		}
 		if b.failed < i {
 			break // found out while waiting
 		}
-		fut, err := p.js.PublishMsgAsync(msg, p.pubOpts...)
+		f.msg = nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
+		fut, err := p.js.PublishMsgAsync(&f.msg, p.pubOpts...)
 		if err != nil {
 			b.fail(i, err)
 			break
 		}
-		b.ring[i%window] = inflight{fut: fut, deadline: time.Now().Add(p.ackTimeout)}
+		f.fut, f.deadline, f.done, f.err = fut, time.Now().Add(p.ackTimeout), false, nil
 		b.busy[key] = i
 		sent = i + 1
 	}
 	for ; head < sent; head++ {
-		b.wait(events, head)
+		b.wait(head)
 	}
 	if b.failed < len(events) {
 		e := events[b.failed]
@@ -156,7 +168,7 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 // batch is the state of one Publish call.
 type batch struct {
 	ring   []inflight          // event i at ring[i%len(ring)] while it may be in flight
-	busy   map[instanceKey]int // index of each instance's event in flight
+	busy   map[instanceKey]int // index of each instance's last event sent; resolved if below head
 	failed int                 // index of the first event known not acked; len(events) if none
 	err    error
 	timer  *time.Timer // made on the first wait that must block
@@ -176,7 +188,7 @@ func (b *batch) stop() {
 
 // wait resolves event i, sent and still in the ring: its ack, its error, or
 // its deadline.
-func (b *batch) wait(events []watcher.Event, i int) {
+func (b *batch) wait(i int) {
 	f := &b.ring[i%len(b.ring)]
 	if f.done {
 		return
@@ -190,9 +202,6 @@ func (b *batch) wait(events []watcher.Event, i int) {
 		f.err = b.block(f)
 	}
 	f.done = true
-	if key := keyOf(events[i]); b.busy[key] == i {
-		delete(b.busy, key)
-	}
 	if f.err != nil {
 		b.fail(i, f.err)
 	}

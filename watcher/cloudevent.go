@@ -194,13 +194,20 @@ func appendEnvelope(b []byte, e Event, typ string) []byte {
 // holds it to that). It is appended by hand because the relay encodes every
 // event it publishes.
 func MarshalCloudEvent(e Event) ([]byte, error) {
+	return AppendCloudEvent(make([]byte, 0, 512), e)
+}
+
+// AppendCloudEvent appends to dst the bytes MarshalCloudEvent gives for e
+// and returns the extended slice: the relay's publisher reuses one buffer
+// per event in flight instead of allocating one per event.
+func AppendCloudEvent(dst []byte, e Event) ([]byte, error) {
 	switch {
-	case e.Completes != "":
-		return marshalAttributed(e)
+	case e.Completes != "": // rare types: copied from their own buffer
+		return appendMarshaled(dst, marshalAttributed, e)
 	case e.IsOperation():
-		return marshalOperation(e)
+		return appendMarshaled(dst, marshalOperation, e)
 	}
-	b := appendEnvelope(make([]byte, 0, 512), e, e.Type())
+	b := appendEnvelope(dst, e, e.Type())
 	b = append(b, `,"from":`...)
 	b = appendJSONString(b, string(e.From))
 	b = append(b, `,"to":`...)
@@ -224,6 +231,15 @@ func MarshalCloudEvent(e Event) ([]byte, error) {
 		b = appendOperationActor(b, e.Operation, e.Actor)
 	}
 	return append(b, "}}"...), nil
+}
+
+// appendMarshaled appends what marshal gives for e to dst.
+func appendMarshaled(dst []byte, marshal func(Event) ([]byte, error), e Event) ([]byte, error) {
+	b, err := marshal(e)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

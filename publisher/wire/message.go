@@ -57,6 +57,22 @@ func (m Message) Clone() Message {
 // watcher.ErrInvalidToken), or an encoding failure. It never returns a
 // message with an unchecked subject or header.
 func EncodeEvent(prefix string, e watcher.Event) (Message, error) {
+	return new(EventBuffer).Encode(prefix, e)
+}
+
+// EventBuffer is the storage of one encoded event (header and body), reused
+// by each Encode: a publisher keeps one per event in flight rather than
+// allocating a header map and a body per event. Its zero value is ready.
+type EventBuffer struct {
+	vals   [2]string // the header's values: content type, event ID
+	header Header    // keys fixed; its values are slices of vals
+	data   []byte
+}
+
+// Encode returns what EncodeEvent returns for e, with the message's Header
+// and Data held in b: they stay valid until the next Encode on b, which
+// overwrites them.
+func (b *EventBuffer) Encode(prefix string, e watcher.Event) (Message, error) {
 	// The ID goes into a header: it must not be able to forge another one.
 	if err := watcher.ValidateToken(e.ID); err != nil {
 		return Message{}, fmt.Errorf("event id %s: %w", watcher.Quote(e.ID), err)
@@ -65,14 +81,18 @@ func EncodeEvent(prefix string, e watcher.Event) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	data, err := watcher.MarshalCloudEvent(e)
+	if b.data == nil {
+		b.data = make([]byte, 0, 512)
+	}
+	data, err := watcher.AppendCloudEvent(b.data[:0], e)
 	if err != nil {
 		return Message{}, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
-	vals := []string{watcher.ContentType, e.ID} // one allocation for both values
-	return Message{
-		Subject: subject,
-		Header:  Header{HeaderContentType: vals[0:1:1], HeaderMsgID: vals[1:2:2]},
-		Data:    data,
-	}, nil
+	b.data = data
+	if b.header == nil {
+		b.vals[0] = watcher.ContentType
+		b.header = Header{HeaderContentType: b.vals[0:1:1], HeaderMsgID: b.vals[1:2:2]}
+	}
+	b.vals[1] = e.ID // the header's Nats-Msg-Id, without a map assignment
+	return Message{Subject: subject, Header: b.header, Data: data}, nil
 }
