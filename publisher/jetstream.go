@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,7 @@ type JetStream struct {
 	// pubOpts are the options of every event's PublishMsgAsync, made once.
 	// The message carries its Nats-Msg-Id header already (wire.EncodeEvent).
 	pubOpts []jetstream.PublishOpt
+	seed    maphash.Seed // of instanceHash
 }
 
 var _ watcher.Publisher = (*JetStream)(nil)
@@ -67,7 +69,7 @@ func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, erro
 	if err != nil {
 		return nil, fmt.Errorf("jetstream publisher: %w", err)
 	}
-	p := &JetStream{js: js, prefix: prefix, window: cfg.Window, ackTimeout: cfg.AckTimeout}
+	p := &JetStream{js: js, prefix: prefix, window: cfg.Window, ackTimeout: cfg.AckTimeout, seed: maphash.MakeSeed()}
 	if p.window <= 0 {
 		p.window = DefaultWindow
 	}
@@ -111,7 +113,7 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 	window := min(len(events), p.window)
 	b := batch{
 		ring:   make([]inflight, window),
-		busy:   make(map[instanceKey]int, window),
+		busy:   make(map[uint64]int, window),
 		failed: len(events),
 	}
 	defer b.stop()
@@ -137,7 +139,7 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 			b.fail(i, err)
 			break
 		}
-		key := keyOf(e)
+		key := instanceHash(p.seed, e)
 		if prev, ok := b.busy[key]; ok && prev >= head {
 			b.wait(prev) // never two events of one instance in flight
 		}
@@ -167,9 +169,9 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 
 // batch is the state of one Publish call.
 type batch struct {
-	ring   []inflight          // event i at ring[i%len(ring)] while it may be in flight
-	busy   map[instanceKey]int // index of each instance's last event sent; resolved if below head
-	failed int                 // index of the first event known not acked; len(events) if none
+	ring   []inflight     // event i at ring[i%len(ring)] while it may be in flight
+	busy   map[uint64]int // by instanceHash, index of each instance's last event sent; resolved if below head
+	failed int            // index of the first event known not acked; len(events) if none
 	err    error
 	timer  *time.Timer // made on the first wait that must block
 }

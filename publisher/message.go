@@ -1,6 +1,9 @@
 package publisher
 
 import (
+	"hash/maphash"
+	"math/bits"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/cvmwatch/cvmwatch/publisher/wire"
@@ -21,14 +24,16 @@ const (
 // (see wire.Message).
 type Message = wire.Message
 
-// instanceKey identifies one instance across targets: two events with the
-// same key must never be in flight at once.
-type instanceKey struct {
-	account, region, id string
-}
-
-func keyOf(e watcher.Event) instanceKey {
-	return instanceKey{e.Target.Account, e.Target.Region, e.InstanceID}
+// instanceHash identifies e's instance across targets for the rule that two
+// events of one instance are never in flight at once: the events of one
+// instance have one hash. Two instances may share a hash (about 2^-64 for a
+// pair); their events are then kept apart like one instance's, which costs
+// throughput and never order. One uint64 is cheaper to look up than the
+// three strings it stands for.
+func instanceHash(seed maphash.Seed, e watcher.Event) uint64 {
+	return maphash.String(seed, e.InstanceID) ^
+		bits.RotateLeft64(maphash.String(seed, e.Target.Account), 21) ^
+		bits.RotateLeft64(maphash.String(seed, e.Target.Region), 42)
 }
 
 // encodeEvent builds the message for e, or says why e cannot be published
