@@ -324,3 +324,28 @@ func TestOperationEventSubjectAndID(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendCloudEventReusesABuffer encodes every golden event, in turn, into
+// one buffer after a prefix, as the publisher's window slots do: each time
+// the buffer must hold the prefix and then exactly MarshalCloudEvent's bytes.
+func TestAppendCloudEventReusesABuffer(t *testing.T) {
+	prefix := []byte("kept:")
+	buf := append([]byte(nil), prefix...)
+	for round := 0; round < 2; round++ {
+		for name, e := range goldenEvents() {
+			want, err := MarshalCloudEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if buf, err = AppendCloudEvent(buf[:len(prefix)], e); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf[:len(prefix)]; !bytes.Equal(got, prefix) {
+				t.Fatalf("%s: prefix became %q", name, got)
+			}
+			if got := buf[len(prefix):]; !bytes.Equal(got, want) {
+				t.Fatalf("%s: appended\n%s\nwant\n%s", name, got, want)
+			}
+		}
+	}
+}
