@@ -198,7 +198,6 @@ func TestFollowUpExactlyOnceAcrossACrash(t *testing.T) {
 	}
 	f, a := newFleet(3), newAudit()
 	st := open()
-	type crashed struct{}
 	// Real time here (bbolt's lock): records stay invisible for a short wait.
 	w := actorLoopWait(t, f, a, st, func(point string) {
 		if point == watcher.CrashAfterLookup {
@@ -216,16 +215,7 @@ func TestFollowUpExactlyOnceAcrossACrash(t *testing.T) {
 	}
 	a.record("req-StopInstances-ins-00000001", "ops-bot", 0)
 	a.record("req-StopInstances-ins-00000002", "root", 0)
-	func() {
-		defer func() {
-			if r := recover(); r == nil {
-				t.Fatal("no crash at after-lookup")
-			} else if _, ok := r.(crashed); !ok {
-				panic(r)
-			}
-		}()
-		w.AttributeOnce(t.Context(), enrTarget)
-	}()
+	mustCrash(t, watcher.CrashAfterLookup, func() { w.AttributeOnce(t.Context(), enrTarget) })
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +332,22 @@ func TestActorLookupErrorLeavesItToAFollowUp(t *testing.T) {
 			t.Fatalf("follow-ups = %d, want 1", got)
 		}
 	})
+}
+
+// crashed is what a test's crash hook panics with, standing for a process
+// killed at that point.
+type crashed struct{}
+
+// mustCrash runs fn, which must end in the crash hook's panic at point; any
+// other panic goes on.
+func mustCrash(t *testing.T, point string, fn func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatalf("no crash at %s", point)
+		} else if _, ok := r.(crashed); !ok {
+			panic(r)
+		}
+	}()
+	fn()
 }

@@ -214,18 +214,7 @@ func AppendCloudEvent(dst []byte, e Event) ([]byte, error) {
 	b = appendJSONString(b, string(e.To))
 	b = append(b, `,"sequence":`...)
 	b = strconv.AppendUint(b, e.Sequence, 10)
-	b = append(b, `,"observedAt":"`...)
-	b = appendTime(b, e.ObservedAt)
-	b = append(b, '"')
-	if !e.PreviousObservedAt.IsZero() {
-		b = append(b, `,"previousObservedAt":"`...)
-		b = appendTime(b, e.PreviousObservedAt)
-		b = append(b, '"')
-	}
-	if e.Instance != nil {
-		b = append(b, `,"instance":`...)
-		b = appendInstance(b, e.Instance)
-	}
+	b = appendWindowAndInstance(b, e)
 	if e.Operation != nil {
 		b = append(b, `,"operation":`...)
 		b = appendOperationActor(b, e.Operation, e.Actor)
@@ -329,3 +318,22 @@ func UnmarshalCloudEvent(b []byte) (Event, error) {
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// appendWindowAndInstance appends observedAt, previousObservedAt (when
+// set) and instance (when known): the part of data a transition and an
+// operation event share.
+func appendWindowAndInstance(b []byte, e Event) []byte {
+	b = append(b, `,"observedAt":"`...)
+	b = appendTime(b, e.ObservedAt)
+	b = append(b, '"')
+	if !e.PreviousObservedAt.IsZero() {
+		b = append(b, `,"previousObservedAt":"`...)
+		b = appendTime(b, e.PreviousObservedAt)
+		b = append(b, '"')
+	}
+	if e.Instance != nil {
+		b = append(b, `,"instance":`...)
+		b = appendInstance(b, e.Instance)
+	}
+	return b
+}

@@ -41,18 +41,7 @@ func marshalOperation(e Event) ([]byte, error) {
 	b := appendEnvelope(make([]byte, 0, 512), e, TypeOperation)
 	b = append(b, `,"state":`...)
 	b = appendJSONString(b, string(e.To))
-	b = append(b, `,"observedAt":"`...)
-	b = appendTime(b, e.ObservedAt)
-	b = append(b, '"')
-	if !e.PreviousObservedAt.IsZero() {
-		b = append(b, `,"previousObservedAt":"`...)
-		b = appendTime(b, e.PreviousObservedAt)
-		b = append(b, '"')
-	}
-	if e.Instance != nil {
-		b = append(b, `,"instance":`...)
-		b = appendInstance(b, e.Instance)
-	}
+	b = appendWindowAndInstance(b, e)
 	b = append(b, `,"operation":`...)
 	if e.Operation == nil {
 		b = append(b, "null"...)

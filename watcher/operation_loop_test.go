@@ -175,7 +175,6 @@ func TestDescribedOperationExactlyOnceAcrossCrashes(t *testing.T) {
 			f := newFleet(3)
 			st := open()
 			armed := false
-			type crashed struct{}
 			w := describedLoop(t, describing{fleet: f}, st, func(p string) {
 				if armed && p == point {
 					panic(crashed{})
@@ -184,16 +183,7 @@ func TestDescribedOperationExactlyOnceAcrossCrashes(t *testing.T) {
 			mustScan(t, w)
 			f.reboot("ins-00000001", "req-reboot-1", "")
 			armed = true
-			func() {
-				defer func() {
-					if r := recover(); r == nil {
-						t.Fatalf("no crash at %s", point)
-					} else if _, ok := r.(crashed); !ok {
-						panic(r)
-					}
-				}()
-				w.ScanOnce(t.Context(), enrTarget)
-			}()
+			mustCrash(t, point, func() { w.ScanOnce(t.Context(), enrTarget) })
 			if err := st.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -102,4 +102,15 @@ func observed(scan watcher.Scan) map[string]string {
 	return m
 }
 
+// missedBy returns the IDs of the truth that a scan did not observe.
+func missedBy(truth, seen map[string]string) []string {
+	var missed []string
+	for id := range truth {
+		if _, ok := seen[id]; !ok {
+			missed = append(missed, id)
+		}
+	}
+	return missed
+}
+
 func intp(i int) *int { return &i }

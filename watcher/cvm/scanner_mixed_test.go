@@ -242,13 +242,8 @@ func TestMixedScanDriftPausesMixing(t *testing.T) {
 	if !scan.Stats.CountDrift {
 		t.Fatalf("pages of two orders add up without drift: %+v", scan.Stats)
 	}
-	tr, seen := truth(srv), observed(scan)
-	var missed []string
-	for id := range tr {
-		if _, ok := seen[id]; !ok {
-			missed = append(missed, id)
-		}
-	}
+	tr := truth(srv)
+	missed := missedBy(tr, observed(scan))
 	if len(missed) == 0 {
 		t.Fatal("the other order made paging miss nothing; the test proves nothing")
 	}

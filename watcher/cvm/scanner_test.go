@@ -321,13 +321,8 @@ func TestScanOffsetShiftNeverLosesAnInstanceForGood(t *testing.T) {
 			}
 			// Whatever paging missed still exists, and a lookup by ID says so:
 			// this is why a disappearance is always confirmed by ID.
-			tr, seen := truth(srv), observed(scan)
-			var missed []string
-			for id := range tr {
-				if _, ok := seen[id]; !ok {
-					missed = append(missed, id)
-				}
-			}
+			tr := truth(srv)
+			missed := missedBy(tr, observed(scan))
 			if len(missed) == 0 {
 				t.Fatalf("the %s fault made paging miss no instance; the test proves nothing", kind)
 			}
