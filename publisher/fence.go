@@ -63,14 +63,60 @@ func (f *fencedJS) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) 
 // ClaimEpoch publishes an epoch message on subject, which the event stream
 // must capture, for a replica that has just taken a target (token: its
 // lease's fencing token), and returns its stream sequence: the seq its
-// Fence gives from then on. Claiming fences every earlier claimant.
+// Fence gives from then on. Claiming fences every earlier claimant. Claims
+// are ordered by token: a claim whose token is lower than the one holding
+// the epoch is refused (ErrStaleClaim) and fences nobody, and a claim
+// retried after an unknown outcome returns the sequence it was stored at.
 func ClaimEpoch(ctx context.Context, js jetstream.JetStream, subject, replica string, token uint64) (uint64, error) {
-	msg := &nats.Msg{Subject: subject, Header: nats.Header{
-		"Cvmwatch-Replica": []string{replica}, "Cvmwatch-Lease-Token": []string{strconv.FormatUint(token, 10)},
-	}}
-	ack, err := js.PublishMsg(ctx, msg)
+	name, err := js.StreamNameBySubject(ctx, subject)
 	if err != nil {
 		return 0, fmt.Errorf("claim epoch %s: %w", subject, err)
 	}
-	return ack.Sequence, nil
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("claim epoch %s: %w", subject, err)
+	}
+	tok := strconv.FormatUint(token, 10)
+	for {
+		// The claims on a subject are ordered by their lease tokens: a
+		// replica that lost the lease before its claim went out (a slow
+		// claim during an election) must not fence the owner that took the
+		// lease after it, which would be refused for good.
+		var last uint64
+		m, err := stream.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return 0, fmt.Errorf("claim epoch %s: %w", subject, err)
+		default:
+			held, _ := strconv.ParseUint(m.Header.Get(headerLeaseToken), 10, 64)
+			switch {
+			case held > token:
+				return 0, fmt.Errorf("claim epoch %s with lease token %d: %w (token %d holds it)", subject, token, ErrStaleClaim, held)
+			case held == token && m.Header.Get(headerReplica) == replica:
+				return m.Sequence, nil // an earlier attempt of this claim was stored
+			}
+			last = m.Sequence
+		}
+		msg := &nats.Msg{Subject: subject, Header: nats.Header{headerReplica: []string{replica}, headerLeaseToken: []string{tok}}}
+		ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if !isAPIError(err, jetstream.JSErrCodeStreamWrongLastSequence) && !isAPIError(err, jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("claim epoch %s: %w", subject, err)
+		}
+		// Another claim landed since the read: judge it.
+	}
 }
+
+// Headers of an epoch message.
+const (
+	headerReplica    = "Cvmwatch-Replica"
+	headerLeaseToken = "Cvmwatch-Lease-Token"
+)
+
+// ErrStaleClaim is wrapped by the error of a claim whose lease token is
+// older than the one that holds the epoch: the lease was taken by another
+// replica after this one's.
+var ErrStaleClaim = errors.New("a later lease holds the epoch")

@@ -58,3 +58,39 @@ func TestFencedPublisherIsRefusedOnceAnotherClaimsTheEpoch(t *testing.T) {
 		t.Fatalf("publish without an epoch = %v, want ErrNoEpoch", err)
 	}
 }
+
+// TestClaimsAreOrderedByLeaseToken: a claim made with an older lease token
+// than the one holding the epoch (a replica that lost the lease before its
+// slow claim went out, found by the HA process test after a NATS node
+// kill) is refused and fences nobody; the owner keeps publishing. A claim
+// retried after an unknown outcome gets its own sequence back; a later
+// token claims anew.
+func TestClaimsAreOrderedByLeaseToken(t *testing.T) {
+	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Epochs: true}); err != nil {
+		t.Fatal(err)
+	}
+	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
+	epoch := publisher.EpochSubject("cvm", "prod", "ap-guangzhou")
+	owner, err := publisher.ClaimEpoch(t.Context(), js, epoch, "r3", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publisher.ClaimEpoch(t.Context(), js, epoch, "r1", 285); !errors.Is(err, publisher.ErrStaleClaim) {
+		t.Fatalf("claim with an older token = %v, want ErrStaleClaim", err)
+	}
+	pub := MustNewJetStream(t, publisher.Fenced(js, func(string) (string, uint64, bool) { return epoch, owner, true }), publisher.JetStreamConfig{})
+	ev := watcher.Event{ID: watcher.EventID(tgt, "ins-1", 1, watcher.Absent, watcher.StateRunning), Target: tgt, InstanceID: "ins-1",
+		From: watcher.Absent, To: watcher.StateRunning, Sequence: 1, ObservedAt: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)}
+	if n, err := pub.Publish(t.Context(), []watcher.Event{ev}); n != 1 || err != nil {
+		t.Fatalf("owner's publish after a stale claim = %d, %v; want 1 (not fenced)", n, err)
+	}
+	if again, err := publisher.ClaimEpoch(t.Context(), js, epoch, "r3", 300); err != nil || again != owner {
+		t.Fatalf("the owner's claim retried = %d, %v; want its sequence %d", again, err, owner)
+	}
+	later, err := publisher.ClaimEpoch(t.Context(), js, epoch, "r1", 310)
+	if err != nil || later <= owner {
+		t.Fatalf("claim with a later token = %d, %v; want a new epoch after %d", later, err, owner)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -177,7 +178,7 @@ func (h *haRunner) claim(ctx context.Context, t watcher.Target, token uint64) (u
 		if err == nil {
 			return seq, nil
 		}
-		if _, ok := h.leases.Valid(t); !ok || ctx.Err() != nil {
+		if _, ok := h.leases.Valid(t); !ok || ctx.Err() != nil || errors.Is(err, publisher.ErrStaleClaim) {
 			return 0, err
 		}
 		if watcher.Sleep(ctx, watcher.Backoff(attempt, 100*time.Millisecond, time.Second)) != nil {
