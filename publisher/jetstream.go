@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,7 +17,7 @@ import (
 
 // Defaults of JetStreamConfig.
 const (
-	DefaultWindow     = 2048
+	DefaultWindow     = 3900
 	DefaultAckTimeout = 5 * time.Second
 )
 
@@ -52,6 +53,36 @@ type JetStream struct {
 	// The message carries its Nats-Msg-Id header already (wire.EncodeEvent).
 	pubOpts []jetstream.PublishOpt
 	seed    maphash.Seed // of instanceHash
+	// windows keeps the slots of Publish calls whose every event was
+	// acknowledged, with the storage of their messages, for the next call.
+	windows sync.Pool // of *slots
+}
+
+// slots is the storage of one Publish call's window.
+type slots struct {
+	ring []inflight
+	busy map[uint64]int
+}
+
+// getSlots returns a window of n slots (n <= p.window), reused when one is
+// free.
+func (p *JetStream) getSlots(n int) *slots {
+	if s, ok := p.windows.Get().(*slots); ok && len(s.ring) >= n {
+		s.ring = s.ring[:n]
+		return s
+	}
+	return &slots{ring: make([]inflight, n), busy: make(map[uint64]int, n)}
+}
+
+// putSlots keeps s for another call. Only a window whose every event was
+// acknowledged comes back: the library holds no message of it any more.
+func (p *JetStream) putSlots(s *slots) {
+	for i := range s.ring {
+		s.ring[i].fut, s.ring[i].err = nil, nil
+	}
+	clear(s.busy)
+	s.ring = s.ring[:cap(s.ring)]
+	p.windows.Put(s)
 }
 
 var _ watcher.Publisher = (*JetStream)(nil)
@@ -111,11 +142,8 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 		return 0, nil
 	}
 	window := min(len(events), p.window)
-	b := batch{
-		ring:   make([]inflight, window),
-		busy:   make(map[uint64]int, window),
-		failed: len(events),
-	}
+	storage := p.getSlots(window)
+	b := batch{ring: storage.ring, busy: storage.busy, failed: len(events)}
 	defer b.stop()
 
 	head, sent := 0, 0 // events[head:sent] are sent and not yet waited for in order
@@ -158,6 +186,9 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 	}
 	for ; head < sent; head++ {
 		b.wait(head)
+	}
+	if b.failed == len(events) {
+		p.putSlots(storage)
 	}
 	if b.failed < len(events) {
 		e := events[b.failed]

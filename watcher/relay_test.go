@@ -1,6 +1,8 @@
 package watcher_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -100,6 +102,119 @@ func TestRelayRereadsAfterAFailedPublish(t *testing.T) {
 		t.Fatalf("second relay = %d, %v; want 2", n, err)
 	}
 	if got, want := publishedIDs(pub), []string{"ins-0", "ins-1", "ins-2"}; !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+}
+
+// heldAcks is a store whose Acknowledge calls each wait for the test to
+// release them, with the error they should fail with (nil: done).
+type heldAcks struct {
+	*store.Memory
+	started chan uint64
+	release chan error
+}
+
+func (h *heldAcks) Acknowledge(ctx context.Context, tg watcher.Target, upTo uint64) error {
+	h.started <- upTo
+	if err := <-h.release; err != nil {
+		return err
+	}
+	return h.Memory.Acknowledge(ctx, tg, upTo)
+}
+
+// relayResult is what a RelayOnce run in the background returned.
+type relayResult struct {
+	n   int
+	err error
+}
+
+func relayInBackground(ctx context.Context, w *watcher.Watcher, tg watcher.Target) <-chan relayResult {
+	done := make(chan relayResult, 1)
+	go func() {
+		n, err := w.RelayOnce(ctx, tg)
+		done <- relayResult{n, err}
+	}()
+	return done
+}
+
+func mustReturn(t *testing.T, what string, done <-chan relayResult) relayResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return in 10 s", what)
+		return relayResult{}
+	}
+}
+
+func TestRelayDeletesWhileItPublishesTheNextBatch(t *testing.T) {
+	tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
+	mem, pub := store.NewMemory(), mempub.New()
+	st := &heldAcks{Memory: mem, started: make(chan uint64, 1), release: make(chan error)}
+	w, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: quiet, RelayWindow: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitEvents(t, mem, tg, 0, 5)
+	ctx := t.Context()
+
+	// A next batch waits: the delete of ins-0, ins-1 runs after the call.
+	if r := mustReturn(t, "first relay (its delete held)", relayInBackground(ctx, w, tg)); r.n != 2 || r.err != nil {
+		t.Fatalf("first relay = %+v, want 2", r)
+	}
+	if got := <-st.started; got != 2 {
+		t.Fatalf("delete up to %d, want 2", got)
+	}
+	// The second call publishes ins-2, ins-3 while that delete is held,
+	// and does not return before it ends; it reports its failure.
+	second := relayInBackground(ctx, w, tg)
+	if _, err := pub.WaitFor(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-second:
+		t.Fatalf("second relay returned %+v before the delete it overlaps", r)
+	default:
+	}
+	st.release <- errors.New("disk full")
+	if r := mustReturn(t, "second relay", second); r.n != 0 || r.err == nil {
+		t.Fatalf("second relay = %+v, want 0 and the delete's error", r)
+	}
+
+	// Nothing was deleted: the next calls start again at the head, and the
+	// last batch (nothing after it) is deleted before the call returns.
+	third := relayInBackground(ctx, w, tg)
+	if got := <-st.started; got != 2 {
+		t.Fatalf("delete up to %d, want 2 (ins-0, ins-1 again)", got)
+	}
+	st.release <- nil
+	if r := mustReturn(t, "third relay", third); r.n != 2 || r.err != nil {
+		t.Fatalf("third relay = %+v, want 2", r)
+	}
+	fourth := relayInBackground(ctx, w, tg)
+	if got := <-st.started; got != 4 {
+		t.Fatalf("delete up to %d, want 4", got)
+	}
+	st.release <- nil
+	if r := mustReturn(t, "fourth relay", fourth); r.n != 2 || r.err != nil {
+		t.Fatalf("fourth relay = %+v, want 2", r)
+	}
+	fifth := relayInBackground(ctx, w, tg)
+	if got := <-st.started; got != 5 {
+		t.Fatalf("delete up to %d, want 5", got)
+	}
+	st.release <- nil
+	if r := mustReturn(t, "fifth relay", fifth); r.n != 1 || r.err != nil {
+		t.Fatalf("fifth relay = %+v, want 1", r)
+	}
+	if depth, _, err := mem.OutboxStats(ctx, tg); depth != 0 || err != nil {
+		t.Fatalf("outbox depth %d (%v) when the last relay returned, want 0", depth, err)
+	}
+	// The third and fourth calls re-sent ins-0 to ins-3 (their deletes
+	// above): duplicates, which the publisher, like the stream, dropped.
+	want := []string{"ins-0", "ins-1", "ins-2", "ins-3", "ins-4"}
+	if got := publishedIDs(pub); !slices.Equal(got, want) {
 		t.Fatalf("published %v, want %v", got, want)
 	}
 }

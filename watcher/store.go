@@ -33,8 +33,9 @@ type Commit struct {
 
 // Store persists, per target, the snapshot of instance records and an outbox
 // of events not yet published. Implementations are safe for concurrent use
-// by different targets; calls for one target are made by one goroutine at a
-// time (the target's loop writes, its relay reads and deletes the outbox).
+// by different targets, and for one target by its loop (which writes) and its
+// relay (which reads the outbox, and deletes its head while reading on:
+// Outbox may overlap Acknowledge).
 // Store does not keep the slices it is given or hand out slices it reuses.
 type Store interface {
 	// Load calls fn for every record of target (tombstones included), in

@@ -113,8 +113,8 @@ type Watcher struct {
 	targets []*target
 	running *runState // set while Run runs
 
-	aheadMu sync.Mutex
-	ahead   map[Target][]OutboxEntry // the next batch RelayOnce read ahead
+	relayMu sync.Mutex
+	relays  map[Target]*relayState // what RelayOnce carries between calls
 }
 
 // runState is what AddTarget needs to start a target while Run runs.

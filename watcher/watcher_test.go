@@ -200,10 +200,17 @@ func TestRunKeepsTargetsIndependentAndDrainsOnShutdown(t *testing.T) {
 	}
 
 	// Shutdown with the broker down: Run returns within the drain bound.
+	// The first event leaves the outbox once published, so that an entry
+	// found there next is the second change's.
+	sh := watcher.Target{Account: "acct", Region: "ap-shanghai"}
+	for deadline := time.Now().Add(10 * time.Second); l.outboxDepth(t, sh) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the published event never left the outbox")
+		}
+	}
 	l.pub.SetDown(true)
 	id2 := l.runningIDs(t, "ap-shanghai", 2)[1]
 	l.stop(t, id2)
-	sh := watcher.Target{Account: "acct", Region: "ap-shanghai"}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if l.outboxDepth(t, sh) > 0 {
 			break // the change is committed and cannot be published
