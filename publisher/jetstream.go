@@ -32,7 +32,7 @@ type JetStreamConfig struct {
 	// must capture Prefix+".>".
 	Prefix string
 	// Window bounds the events of one Publish call in flight (sent, ack not
-	// yet received); default DefaultWindow (2048).
+	// yet received); default DefaultWindow (3900).
 	Window int
 	// AckTimeout bounds the wait for each event's ack, counted from when it
 	// was sent, and the whole of PublishScan; default 5s.

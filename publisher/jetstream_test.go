@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -55,6 +56,7 @@ type trackingJS struct {
 	violations  []string
 	sent        int
 	hungSent    int
+	hungMsgs    []*nats.Msg // the messages of hung futures, as the library holds them
 	failIDs     map[string]error // the future of that ID fails with it
 	hangIDs     map[string]bool  // the future of that ID never resolves
 	gateIDs     map[string]bool  // the future of that ID resolves only once gate is closed
@@ -90,6 +92,7 @@ func (t *trackingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) 
 	failErr, hang, gated := t.failIDs[id], t.hangIDs[id], t.gateIDs[id]
 	if hang {
 		t.hungSent++
+		t.hungMsgs = append(t.hungMsgs, m)
 	}
 	if gated && !t.anyGated {
 		t.anyGated = true
@@ -300,6 +303,67 @@ func TestJetStreamFailureAcksPrefix(t *testing.T) {
 			t.Fatalf("%d events in flight after Publish returned, want none", tr.inflight)
 		}
 	})
+}
+
+func TestJetStreamReusesAWindowOnlyWhenEveryEventWasAcked(t *testing.T) {
+	t.Parallel()
+	env := newJSEnv(t, 5*time.Second)
+	tr := newTrackingJS(env.js)
+	events := publishertest.Events([]watcher.Target{prod, dev}, 40, 200)
+	tr.hangIDs[events[5].ID] = true
+	p := MustNewJetStream(t, tr, publisher.JetStreamConfig{Window: 8, AckTimeout: 300 * time.Millisecond})
+	ctx := t.Context()
+
+	// Every event acknowledged: the next call may reuse this window.
+	if acked, err := p.Publish(ctx, events[100:140]); acked != 40 || err != nil {
+		t.Fatalf("first Publish = %d, %v; want 40", acked, err)
+	}
+	// Event 5 is never resolved: the library may still hold its message,
+	// so this window must never be reused.
+	if acked, err := p.Publish(ctx, events[:20]); acked != 5 || !errors.Is(err, publisher.ErrAckTimeout) {
+		t.Fatalf("second Publish = %d, %v; want 5 and ErrAckTimeout", acked, err)
+	}
+	tr.mu.Lock()
+	hung := tr.hungMsgs[0]
+	tr.mu.Unlock()
+	subject, data := hung.Subject, bytes.Clone(hung.Data)
+	for range 3 {
+		if acked, err := p.Publish(ctx, events[20:100]); acked != 80 || err != nil {
+			t.Fatalf("later Publish = %d, %v; want 80", acked, err)
+		}
+	}
+	if hung.Subject != subject || !bytes.Equal(hung.Data, data) || hung.Header.Get(publisher.HeaderMsgID) != events[5].ID {
+		t.Fatalf("the message of an unresolved publish was overwritten by a later call: %s %s", hung.Subject, hung.Data)
+	}
+
+	byID := make(map[string]watcher.Event, len(events))
+	for _, e := range events {
+		byID[e.ID] = e
+	}
+	msgs, err := publisher.ReadAll(ctx, env.js, publisher.DefaultStreamName, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 125 {
+		t.Fatalf("stream holds %d messages, want at least the 125 acknowledged", len(msgs))
+	}
+	for _, m := range msgs {
+		e, ok := byID[m.MsgID]
+		if !ok {
+			t.Fatalf("stored message with unknown id %q", m.MsgID)
+		}
+		subject, err := e.Subject(publisher.DefaultPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := watcher.MarshalCloudEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != subject || !bytes.Equal(m.Data, body) {
+			t.Fatalf("message %s is not its event's:\n%s %s\nwant\n%s %s", m.MsgID, m.Subject, m.Data, subject, body)
+		}
+	}
 }
 
 func TestJetStreamPublishScanDedups(t *testing.T) {
