@@ -56,7 +56,7 @@ type trackingJS struct {
 	violations  []string
 	sent        int
 	hungSent    int
-	hungMsgs    []*nats.Msg // the messages of hung futures, as the library holds them
+	hungMsgs    []*nats.Msg      // the messages of hung futures, as the library holds them
 	failIDs     map[string]error // the future of that ID fails with it
 	hangIDs     map[string]bool  // the future of that ID never resolves
 	gateIDs     map[string]bool  // the future of that ID resolves only once gate is closed
