@@ -79,6 +79,9 @@ func (w *Watcher) RelayOnce(ctx context.Context, tg Target) (n int, err error) {
 	// Copied into the slice of the previous batch: a drain allocates it
 	// once, and the next call drops it unless it starts another batch.
 	events := rs.events[:0]
+	if cap(events) < len(entries) {
+		events = make([]Event, 0, len(entries))
+	}
 	for _, e := range entries {
 		events = append(events, e.Event)
 	}
