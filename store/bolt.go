@@ -40,6 +40,10 @@ type Options struct {
 	// Logger receives one line when the store is opened or created. Nil
 	// discards.
 	Logger *slog.Logger
+
+	// unsyncedFreelist opens bbolt with NoFreelistSync, for the benchmark
+	// that compares both (see openDB).
+	unsyncedFreelist bool
 }
 
 // Bolt is the durable watcher.Store: one bbolt file holding, per target, the
