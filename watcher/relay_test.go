@@ -184,30 +184,20 @@ func TestRelayDeletesWhileItPublishesTheNextBatch(t *testing.T) {
 
 	// Nothing was deleted: the next calls start again at the head, and the
 	// last batch (nothing after it) is deleted before the call returns.
-	third := relayInBackground(ctx, w, tg)
-	if got := <-st.started; got != 2 {
-		t.Fatalf("delete up to %d, want 2 (ins-0, ins-1 again)", got)
+	relayAndDelete := func(what string, wantUpTo uint64, wantN int) {
+		t.Helper()
+		done := relayInBackground(ctx, w, tg)
+		if got := <-st.started; got != wantUpTo {
+			t.Fatalf("%s: delete up to %d, want %d", what, got, wantUpTo)
+		}
+		st.release <- nil
+		if r := mustReturn(t, what, done); r.n != wantN || r.err != nil {
+			t.Fatalf("%s = %+v, want %d", what, r, wantN)
+		}
 	}
-	st.release <- nil
-	if r := mustReturn(t, "third relay", third); r.n != 2 || r.err != nil {
-		t.Fatalf("third relay = %+v, want 2", r)
-	}
-	fourth := relayInBackground(ctx, w, tg)
-	if got := <-st.started; got != 4 {
-		t.Fatalf("delete up to %d, want 4", got)
-	}
-	st.release <- nil
-	if r := mustReturn(t, "fourth relay", fourth); r.n != 2 || r.err != nil {
-		t.Fatalf("fourth relay = %+v, want 2", r)
-	}
-	fifth := relayInBackground(ctx, w, tg)
-	if got := <-st.started; got != 5 {
-		t.Fatalf("delete up to %d, want 5", got)
-	}
-	st.release <- nil
-	if r := mustReturn(t, "fifth relay", fifth); r.n != 1 || r.err != nil {
-		t.Fatalf("fifth relay = %+v, want 1", r)
-	}
+	relayAndDelete("third relay (ins-0, ins-1 again)", 2, 2)
+	relayAndDelete("fourth relay", 4, 2)
+	relayAndDelete("fifth relay", 5, 1)
 	if depth, _, err := mem.OutboxStats(ctx, tg); depth != 0 || err != nil {
 		t.Fatalf("outbox depth %d (%v) when the last relay returned, want 0", depth, err)
 	}
