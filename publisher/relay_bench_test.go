@@ -1,6 +1,7 @@
 package publisher_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -191,4 +192,130 @@ func benchRelayDrain(b *testing.B, url string, batch, window int) {
 	b.ReportMetric(n/rawTime.Seconds(), "raw_msgs/s")
 	b.ReportMetric(rawTime.Seconds()/relayTime.Seconds(), "ratio_vs_raw")
 	b.ReportMetric(shortTime.Seconds()/relayTime.Seconds(), "ratio_vs_raw_short")
+}
+
+// noAckStore is a bbolt store whose Acknowledge deletes nothing, for the
+// relay without its deletes.
+type noAckStore struct{ *store.Bolt }
+
+func (noAckStore) Acknowledge(context.Context, watcher.Target, uint64) error { return nil }
+
+// BenchmarkRelayCostSplit splits the gap between the relay and raw
+// publishing by taking parts away, in one run, each drain of 100,000 events
+// in turn in an order that rotates with each iteration: the relay, the relay
+// whose outbox deletes nothing (noAckStore), the JetStream publisher alone
+// on the same events held in memory (batches of 16,384), and raw
+// PublishMsgAsync of pre-encoded messages with the relay's subjects. Each
+// is reported as raw's time over its own.
+//
+// Run: go test -run '^$' -bench RelayCostSplit -benchtime 8x -count 3 ./publisher/
+func BenchmarkRelayCostSplit(b *testing.B) {
+	const total = 100_000
+	url := embeddedServer(b, false)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute), jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub, err := publisher.NewJetStream(js, publisher.JetStreamConfig{AckTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	mkEvents := func(tg watcher.Target) []watcher.Event {
+		events := make([]watcher.Event, total)
+		for i := range events {
+			id := fmt.Sprintf("ins-%08d", i)
+			events[i] = watcher.Event{ID: watcher.EventID(tg, id, 1, "RUNNING", "STOPPED"), Target: tg,
+				InstanceID: id, From: "RUNNING", To: "STOPPED", Sequence: 1, ObservedAt: t0, PreviousObservedAt: t0}
+		}
+		return events
+	}
+	tR, tN, tP, tW := watcher.Target{Account: "pra", Region: "ap-guangzhou"}, watcher.Target{Account: "prb", Region: "ap-guangzhou"},
+		watcher.Target{Account: "prc", Region: "ap-guangzhou"}, watcher.Target{Account: "prd", Region: "ap-guangzhou"}
+	eR, eN, eP, eW := mkEvents(tR), mkEvents(tN), mkEvents(tP), mkEvents(tW)
+	var times [4]time.Duration
+	it := 0
+	for b.Loop() {
+		_ = js.DeleteStream(b.Context(), "CVMWATCH")
+		_ = js.DeleteStream(b.Context(), "RAW")
+		if _, err := publisher.EnsureStream(b.Context(), js, publisher.StreamConfig{Name: "CVMWATCH", Prefix: "cvm"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := publisher.EnsureStream(b.Context(), js, publisher.StreamConfig{Name: "RAW", Prefix: "raw"}); err != nil {
+			b.Fatal(err)
+		}
+		st, err := store.Open(filepath.Join(b.TempDir(), "relay.db"), store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tc := range []struct {
+			tg watcher.Target
+			ev []watcher.Event
+		}{{tR, eR}, {tN, eN}} {
+			for i := 0; i < total; i += 10_000 {
+				if _, _, err := st.Commit(b.Context(), tc.tg, watcher.Commit{Events: tc.ev[i : i+10_000]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		wR, _ := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: slog.New(slog.DiscardHandler)}, nil)
+		wN, _ := watcher.New(watcher.Config{Store: noAckStore{st}, Publisher: pub, Logger: slog.New(slog.DiscardHandler)}, nil)
+		relay := func(w *watcher.Watcher, tg watcher.Target) func() time.Duration {
+			return func() time.Duration {
+				runtime.GC()
+				start := time.Now()
+				for drained := 0; drained < total; {
+					n, err := w.RelayOnce(b.Context(), tg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					drained += n
+				}
+				return time.Since(start)
+			}
+		}
+		pubOnly := func() time.Duration {
+			runtime.GC()
+			start := time.Now()
+			for i := 0; i < total; i += 16384 {
+				if _, err := pub.Publish(b.Context(), eP[i:min(total, i+16384)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return time.Since(start)
+		}
+		raw := func() time.Duration {
+			msgs := make([]*nats.Msg, total)
+			for i, e := range eW {
+				s, _ := e.Subject("raw")
+				msgs[i] = nats.NewMsg(s)
+				msgs[i].Data, _ = watcher.MarshalCloudEvent(e)
+				msgs[i].Header.Set("Content-Type", watcher.ContentType)
+			}
+			runtime.GC()
+			start := time.Now()
+			for i := range msgs {
+				if _, err := js.PublishMsgAsync(msgs[i], jetstream.WithMsgID(eW[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-js.PublishAsyncComplete()
+			return time.Since(start)
+		}
+		phases := []func() time.Duration{relay(wR, tR), relay(wN, tN), pubOnly, raw}
+		for k := range phases {
+			j := (k + it) % len(phases)
+			times[j] += phases[j]()
+		}
+		it++
+		st.Close()
+	}
+	b.ReportMetric(times[3].Seconds()/times[0].Seconds(), "relay")
+	b.ReportMetric(times[3].Seconds()/times[1].Seconds(), "relay_without_deletes")
+	b.ReportMetric(times[3].Seconds()/times[2].Seconds(), "publisher_alone")
 }
