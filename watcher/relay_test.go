@@ -208,3 +208,58 @@ func TestRelayDeletesWhileItPublishesTheNextBatch(t *testing.T) {
 		t.Fatalf("published %v, want %v", got, want)
 	}
 }
+
+func TestRelayRestartedDuringABackgroundDeleteResendsOnlyDuplicates(t *testing.T) {
+	tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
+	mem, pub := store.NewMemory(), mempub.New()
+	commitEvents(t, mem, tg, 0, 6)
+	ctx := t.Context()
+
+	// The first process publishes ins-0 to ins-3 while its delete of ins-0,
+	// ins-1 hangs, and is gone before any delete lands.
+	held := &heldAcks{Memory: mem, started: make(chan uint64, 1), release: make(chan error)}
+	t.Cleanup(func() { close(held.release) }) // lets the first process's goroutines end
+	first, err := watcher.New(watcher.Config{Store: held, Publisher: pub, Logger: quiet, RelayWindow: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := mustReturn(t, "first relay", relayInBackground(ctx, first, tg)); r.n != 2 || r.err != nil {
+		t.Fatalf("first relay = %+v, want 2", r)
+	}
+	<-held.started
+	_ = relayInBackground(ctx, first, tg) // publishes ins-2, ins-3, then waits for the hung delete forever
+	if _, err := pub.WaitFor(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if depth, _, _ := mem.OutboxStats(ctx, tg); depth != 6 {
+		t.Fatalf("outbox depth %d, want all 6 still there", depth)
+	}
+
+	// The next process on the same store starts again at the head: the
+	// published events go again (duplicates, dropped), then the rest.
+	second, err := watcher.New(watcher.Config{Store: mem, Publisher: pub, Logger: quiet, RelayWindow: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for {
+		n, err := second.RelayOnce(ctx, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		sent += n
+	}
+	if sent != 6 {
+		t.Fatalf("the second process relayed %d events, want all 6 (4 of them again)", sent)
+	}
+	if depth, _, _ := mem.OutboxStats(ctx, tg); depth != 0 {
+		t.Fatalf("outbox depth %d after the second process drained it, want 0", depth)
+	}
+	want := []string{"ins-0", "ins-1", "ins-2", "ins-3", "ins-4", "ins-5"}
+	if got := publishedIDs(pub); !slices.Equal(got, want) {
+		t.Fatalf("published %v, want each once, in order: %v", got, want)
+	}
+}
