@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -261,5 +262,70 @@ func TestRelayRestartedDuringABackgroundDeleteResendsOnlyDuplicates(t *testing.T
 	want := []string{"ins-0", "ins-1", "ins-2", "ins-3", "ins-4", "ins-5"}
 	if got := publishedIDs(pub); !slices.Equal(got, want) {
 		t.Fatalf("published %v, want each once, in order: %v", got, want)
+	}
+}
+
+// flakyDeletes is a store whose Acknowledge fails at random, half the time
+// after deleting (the outcome a caller cannot tell from a failure).
+type flakyDeletes struct {
+	*store.Memory
+	rnd *rand.Rand
+}
+
+func (f *flakyDeletes) Acknowledge(ctx context.Context, tg watcher.Target, upTo uint64) error {
+	switch f.rnd.IntN(5) {
+	case 0:
+		return errors.New("injected: nothing deleted")
+	case 1:
+		_ = f.Memory.Acknowledge(ctx, tg, upTo)
+		return errors.New("injected: deleted, reported failed")
+	}
+	return f.Memory.Acknowledge(ctx, tg, upTo)
+}
+
+func TestRelayUnderRandomFaultsPublishesEveryEventOnceInOrder(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			tg := watcher.Target{Account: "acct", Region: "ap-guangzhou"}
+			rnd := rand.New(rand.NewPCG(seed, 1))
+			mem, pub := store.NewMemory(), mempub.New()
+			st := &flakyDeletes{Memory: mem, rnd: rand.New(rand.NewPCG(seed, 2))}
+			w, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: quiet, RelayWindow: 1 + rnd.IntN(4)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed := 0
+			for range 60 {
+				switch rnd.IntN(6) {
+				case 0:
+					n := 1 + rnd.IntN(7)
+					commitEvents(t, mem, tg, committed, n)
+					committed += n
+				case 1:
+					pub.FailAfter(rnd.IntN(3))
+				case 2:
+					pub.DropAcksAfter(rnd.IntN(3))
+				}
+				_, _ = w.RelayOnce(t.Context(), tg) // failures are the point; the end checks the result
+			}
+			// Faults end (the publisher's apply once; deletes still fail at
+			// random): the relay drains the outbox.
+			for i := 0; ; i++ {
+				if i > 1000 {
+					t.Fatal("the outbox never drained")
+				}
+				n, err := w.RelayOnce(t.Context(), tg)
+				if depth, _, _ := mem.OutboxStats(t.Context(), tg); err == nil && n == 0 && depth == 0 {
+					break
+				}
+			}
+			var want []string
+			for i := range committed {
+				want = append(want, fmt.Sprintf("ins-%d", i))
+			}
+			if got := publishedIDs(pub); !slices.Equal(got, want) {
+				t.Fatalf("published %v,\nwant each of the %d committed once, in commit order", got, committed)
+			}
+		})
 	}
 }
