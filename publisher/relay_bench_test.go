@@ -70,85 +70,19 @@ func BenchmarkRelayWindows(b *testing.B) {
 }
 
 func benchRelayDrain(b *testing.B, url string, batch, window int) {
-	const total, perCommit = 100_000, 10_000
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute), jetstream.WithPublishAsyncMaxPending(4000))
-	if err != nil {
-		b.Fatal(err)
-	}
-	pub, err := publisher.NewJetStream(js, publisher.JetStreamConfig{AckTimeout: time.Minute, Window: window})
-	if err != nil {
-		b.Fatal(err)
-	}
-	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	events := make([]watcher.Event, total)
-	for i := range events {
-		id := fmt.Sprintf("ins-%08d", i)
-		events[i] = watcher.Event{ID: watcher.EventID(prod, id, 1, "RUNNING", "STOPPED"), Target: prod,
-			InstanceID: id, From: "RUNNING", To: "STOPPED", Sequence: 1, ObservedAt: t0, PreviousObservedAt: t0}
-	}
-	// The raw messages of a phase are built just before it and dropped
-	// after it, so that no phase's garbage collection marks the messages of
-	// another (200,000 messages, about 140 MB).
-	encodeRaw := func(subject func(watcher.Event) string) []*nats.Msg {
-		msgs := make([]*nats.Msg, total)
-		for i, e := range events {
-			msgs[i] = nats.NewMsg(subject(e))
-			if msgs[i].Data, err = watcher.MarshalCloudEvent(e); err != nil {
-				b.Fatal(err)
-			}
-			msgs[i].Header.Set("Content-Type", watcher.ContentType)
-		}
-		return msgs
-	}
-	sameSubject := func(e watcher.Event) string {
-		subject, err := e.Subject("raw")
-		if err != nil {
-			b.Fatal(err)
-		}
-		return subject
-	}
+	const total = 100_000
+	js, pub := benchPublisher(b, url, window)
+	events := benchEvents(prod, total)
+	sameSubject := func(e watcher.Event) string { return mustSubject(b, e, "raw") }
 	shortSubject := func(e watcher.Event) string { return "srt.state." + e.InstanceID }
-	publishRaw := func(subject func(watcher.Event) string) time.Duration {
-		msgs := encodeRaw(subject)
-		runtime.GC()
-		start := time.Now()
-		for i := range msgs {
-			if _, err := js.PublishMsgAsync(msgs[i], jetstream.WithMsgID(events[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
-				b.Fatalf("raw publish %d: %v", i, err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(5 * time.Minute):
-			b.Fatal("raw publishes incomplete after 5 minutes")
-		}
-		return time.Since(start)
-	}
 
 	var relayTime, rawTime, shortTime time.Duration
 	iteration := 0
 	for b.Loop() {
 		b.StopTimer()
-		for _, sc := range []publisher.StreamConfig{{Name: "RAW", Prefix: "raw"}, {Name: "SHORT", Prefix: "srt"}, {Name: "CVMWATCH", Prefix: "cvm"}} {
-			_ = js.DeleteStream(b.Context(), sc.Name)
-			if _, err := publisher.EnsureStream(b.Context(), js, sc); err != nil {
-				b.Fatal(err)
-			}
-		}
-		st, err := store.Open(filepath.Join(b.TempDir(), "relay.db"), store.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < total; i += perCommit {
-			if _, _, err := st.Commit(b.Context(), prod, watcher.Commit{Events: events[i : i+perCommit]}); err != nil {
-				b.Fatal(err)
-			}
-		}
+		resetStreams(b, js, publisher.StreamConfig{Name: "RAW", Prefix: "raw"}, publisher.StreamConfig{Name: "SHORT", Prefix: "srt"},
+			publisher.StreamConfig{Name: "CVMWATCH", Prefix: "cvm"})
+		st := benchOutbox(b, map[watcher.Target][]watcher.Event{prod: events})
 		w, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: slog.New(slog.DiscardHandler), RelayWindow: batch}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -159,22 +93,10 @@ func benchRelayDrain(b *testing.B, url string, batch, window int) {
 		// that rotates with each iteration, so that a drift of machine load
 		// weighs on all alike. (Finer rounds would let the relay's delete in
 		// progress, which overlaps its next batch, run during the others.)
-		relay := func() time.Duration {
-			runtime.GC()
-			start := time.Now()
-			for drained := 0; drained < total; {
-				n, err := w.RelayOnce(b.Context(), prod)
-				if err != nil {
-					b.Fatalf("relay after %d: %v", drained, err)
-				}
-				drained += n
-			}
-			return time.Since(start)
-		}
 		phases := []func(){
-			func() { relayTime += relay() },
-			func() { rawTime += publishRaw(sameSubject) },
-			func() { shortTime += publishRaw(shortSubject) },
+			func() { relayTime += drainRelay(b, w, prod, total) },
+			func() { rawTime += encodeAndPublishRaw(b, js, events, sameSubject) },
+			func() { shortTime += encodeAndPublishRaw(b, js, events, shortSubject) },
 		}
 		for i := range phases {
 			phases[(i+iteration)%len(phases)]()
@@ -211,111 +133,150 @@ func (noAckStore) Acknowledge(context.Context, watcher.Target, uint64) error { r
 // Run: go test -run '^$' -bench RelayCostSplit -benchtime 8x -count 3 ./publisher/
 func BenchmarkRelayCostSplit(b *testing.B) {
 	const total = 100_000
-	url := embeddedServer(b, false)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute), jetstream.WithPublishAsyncMaxPending(4000))
-	if err != nil {
-		b.Fatal(err)
-	}
-	pub, err := publisher.NewJetStream(js, publisher.JetStreamConfig{AckTimeout: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	mkEvents := func(tg watcher.Target) []watcher.Event {
-		events := make([]watcher.Event, total)
-		for i := range events {
-			id := fmt.Sprintf("ins-%08d", i)
-			events[i] = watcher.Event{ID: watcher.EventID(tg, id, 1, "RUNNING", "STOPPED"), Target: tg,
-				InstanceID: id, From: "RUNNING", To: "STOPPED", Sequence: 1, ObservedAt: t0, PreviousObservedAt: t0}
-		}
-		return events
-	}
-	tR, tN, tP, tW := watcher.Target{Account: "pra", Region: "ap-guangzhou"}, watcher.Target{Account: "prb", Region: "ap-guangzhou"},
-		watcher.Target{Account: "prc", Region: "ap-guangzhou"}, watcher.Target{Account: "prd", Region: "ap-guangzhou"}
-	eR, eN, eP, eW := mkEvents(tR), mkEvents(tN), mkEvents(tP), mkEvents(tW)
+	js, pub := benchPublisher(b, embeddedServer(b, false), publisher.DefaultWindow)
+	target := func(account string) watcher.Target { return watcher.Target{Account: account, Region: "ap-guangzhou"} }
+	tRelay, tNoAck, tAlone, tRaw := target("pra"), target("prb"), target("prc"), target("prd")
+	eRelay, eNoAck, eAlone, eRaw := benchEvents(tRelay, total), benchEvents(tNoAck, total), benchEvents(tAlone, total), benchEvents(tRaw, total)
+	sameSubject := func(e watcher.Event) string { return mustSubject(b, e, "raw") }
 	var times [4]time.Duration
-	it := 0
+	iteration := 0
 	for b.Loop() {
-		_ = js.DeleteStream(b.Context(), "CVMWATCH")
-		_ = js.DeleteStream(b.Context(), "RAW")
-		if _, err := publisher.EnsureStream(b.Context(), js, publisher.StreamConfig{Name: "CVMWATCH", Prefix: "cvm"}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := publisher.EnsureStream(b.Context(), js, publisher.StreamConfig{Name: "RAW", Prefix: "raw"}); err != nil {
-			b.Fatal(err)
-		}
-		st, err := store.Open(filepath.Join(b.TempDir(), "relay.db"), store.Options{})
+		resetStreams(b, js, publisher.StreamConfig{Name: "CVMWATCH", Prefix: "cvm"}, publisher.StreamConfig{Name: "RAW", Prefix: "raw"})
+		st := benchOutbox(b, map[watcher.Target][]watcher.Event{tRelay: eRelay, tNoAck: eNoAck})
+		quiet := slog.New(slog.DiscardHandler)
+		relay, err := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: quiet}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, tc := range []struct {
-			tg watcher.Target
-			ev []watcher.Event
-		}{{tR, eR}, {tN, eN}} {
-			for i := 0; i < total; i += 10_000 {
-				if _, _, err := st.Commit(b.Context(), tc.tg, watcher.Commit{Events: tc.ev[i : i+10_000]}); err != nil {
-					b.Fatal(err)
-				}
-			}
+		noAck, err := watcher.New(watcher.Config{Store: noAckStore{st}, Publisher: pub, Logger: quiet}, nil)
+		if err != nil {
+			b.Fatal(err)
 		}
-		wR, _ := watcher.New(watcher.Config{Store: st, Publisher: pub, Logger: slog.New(slog.DiscardHandler)}, nil)
-		wN, _ := watcher.New(watcher.Config{Store: noAckStore{st}, Publisher: pub, Logger: slog.New(slog.DiscardHandler)}, nil)
-		relay := func(w *watcher.Watcher, tg watcher.Target) func() time.Duration {
-			return func() time.Duration {
-				runtime.GC()
-				start := time.Now()
-				for drained := 0; drained < total; {
-					n, err := w.RelayOnce(b.Context(), tg)
-					if err != nil {
-						b.Fatal(err)
-					}
-					drained += n
-				}
-				return time.Since(start)
-			}
-		}
-		pubOnly := func() time.Duration {
+		alone := func() time.Duration {
 			runtime.GC()
 			start := time.Now()
-			for i := 0; i < total; i += 16384 {
-				if _, err := pub.Publish(b.Context(), eP[i:min(total, i+16384)]); err != nil {
+			for i := 0; i < total; i += watcher.DefaultRelayWindow {
+				if _, err := pub.Publish(b.Context(), eAlone[i:min(total, i+watcher.DefaultRelayWindow)]); err != nil {
 					b.Fatal(err)
 				}
 			}
 			return time.Since(start)
 		}
-		raw := func() time.Duration {
-			msgs := make([]*nats.Msg, total)
-			for i, e := range eW {
-				s, _ := e.Subject("raw")
-				msgs[i] = nats.NewMsg(s)
-				msgs[i].Data, _ = watcher.MarshalCloudEvent(e)
-				msgs[i].Header.Set("Content-Type", watcher.ContentType)
-			}
-			runtime.GC()
-			start := time.Now()
-			for i := range msgs {
-				if _, err := js.PublishMsgAsync(msgs[i], jetstream.WithMsgID(eW[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			<-js.PublishAsyncComplete()
-			return time.Since(start)
+		phases := []func() time.Duration{
+			func() time.Duration { return drainRelay(b, relay, tRelay, total) },
+			func() time.Duration { return drainRelay(b, noAck, tNoAck, total) },
+			alone,
+			func() time.Duration { return encodeAndPublishRaw(b, js, eRaw, sameSubject) },
 		}
-		phases := []func() time.Duration{relay(wR, tR), relay(wN, tN), pubOnly, raw}
 		for k := range phases {
-			j := (k + it) % len(phases)
+			j := (k + iteration) % len(phases)
 			times[j] += phases[j]()
 		}
-		it++
+		iteration++
 		st.Close()
 	}
 	b.ReportMetric(times[3].Seconds()/times[0].Seconds(), "relay")
 	b.ReportMetric(times[3].Seconds()/times[1].Seconds(), "relay_without_deletes")
 	b.ReportMetric(times[3].Seconds()/times[2].Seconds(), "publisher_alone")
+}
+
+// benchPublisher connects to url and returns a JetStream context with
+// nats.go's default limit of 4,000 pending async publishes (raw publishing
+// runs at it) and the relay's publisher on it.
+func benchPublisher(b *testing.B, url string, window int) (jetstream.JetStream, *publisher.JetStream) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute), jetstream.WithPublishAsyncMaxPending(4000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub, err := publisher.NewJetStream(js, publisher.JetStreamConfig{AckTimeout: time.Minute, Window: window})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js, pub
+}
+
+// benchEvents returns n state changes of tg, one per instance.
+func benchEvents(tg watcher.Target, n int) []watcher.Event {
+	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	events := make([]watcher.Event, n)
+	for i := range events {
+		id := fmt.Sprintf("ins-%08d", i)
+		events[i] = watcher.Event{ID: watcher.EventID(tg, id, 1, "RUNNING", "STOPPED"), Target: tg,
+			InstanceID: id, From: "RUNNING", To: "STOPPED", Sequence: 1, ObservedAt: t0, PreviousObservedAt: t0}
+	}
+	return events
+}
+
+func mustSubject(b *testing.B, e watcher.Event, prefix string) string {
+	subject, err := e.Subject(prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return subject
+}
+
+// resetStreams deletes and creates the streams afresh.
+func resetStreams(b *testing.B, js jetstream.JetStream, streams ...publisher.StreamConfig) {
+	for _, sc := range streams {
+		_ = js.DeleteStream(b.Context(), sc.Name)
+		if _, err := publisher.EnsureStream(b.Context(), js, sc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchOutbox returns a new bbolt store whose outboxes hold the events,
+// committed 10,000 at a time.
+func benchOutbox(b *testing.B, outboxes map[watcher.Target][]watcher.Event) *store.Bolt {
+	st, err := store.Open(filepath.Join(b.TempDir(), "relay.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for tg, events := range outboxes {
+		for i := 0; i < len(events); i += 10_000 {
+			if _, _, err := st.Commit(b.Context(), tg, watcher.Commit{Events: events[i:min(len(events), i+10_000)]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return st
+}
+
+// drainRelay runs w's relay of tg until n events are relayed, after a
+// garbage collection, and returns the time it took.
+func drainRelay(b *testing.B, w *watcher.Watcher, tg watcher.Target, n int) time.Duration {
+	runtime.GC()
+	start := time.Now()
+	for drained := 0; drained < n; {
+		k, err := w.RelayOnce(b.Context(), tg)
+		if err != nil {
+			b.Fatalf("relay after %d: %v", drained, err)
+		}
+		drained += k
+	}
+	return time.Since(start)
+}
+
+// encodeAndPublishRaw encodes the events with the given subjects and then
+// publishes them with publishRaw, timing only the publishing. The messages
+// are built just before and dropped after, so that no phase's garbage
+// collection marks another's.
+func encodeAndPublishRaw(b *testing.B, js jetstream.JetStream, events []watcher.Event, subject func(watcher.Event) string) time.Duration {
+	msgs := make([]*nats.Msg, len(events))
+	for i, e := range events {
+		msgs[i] = nats.NewMsg(subject(e))
+		data, err := watcher.MarshalCloudEvent(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i].Data = data
+		msgs[i].Header.Set("Content-Type", watcher.ContentType)
+	}
+	runtime.GC()
+	return publishRaw(b, js, msgs, events)
 }
