@@ -15,13 +15,7 @@ import (
 // an event conflicting with the new owner's: same instance and sequence,
 // other content.
 func TestFencedPublisherIsRefusedOnceAnotherClaimsTheEpoch(t *testing.T) {
-	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
-	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Epochs: true}); err != nil {
-		t.Fatal(err)
-	}
-	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
-	epoch := publisher.EpochSubject("cvm", "prod", "ap-guangzhou")
+	js, tgt, epoch := epochStream(t)
 	claim := func(replica string, token uint64) *publisher.JetStream {
 		seq, err := publisher.ClaimEpoch(t.Context(), js, epoch, replica, token)
 		if err != nil {
@@ -66,13 +60,7 @@ func TestFencedPublisherIsRefusedOnceAnotherClaimsTheEpoch(t *testing.T) {
 // retried after an unknown outcome gets its own sequence back; a later
 // token claims anew.
 func TestClaimsAreOrderedByLeaseToken(t *testing.T) {
-	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
-	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
-	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Epochs: true}); err != nil {
-		t.Fatal(err)
-	}
-	tgt := watcher.Target{Account: "prod", Region: "ap-guangzhou"}
-	epoch := publisher.EpochSubject("cvm", "prod", "ap-guangzhou")
+	js, tgt, epoch := epochStream(t)
 	owner, err := publisher.ClaimEpoch(t.Context(), js, epoch, "r3", 300)
 	if err != nil {
 		t.Fatal(err)
@@ -93,4 +81,17 @@ func TestClaimsAreOrderedByLeaseToken(t *testing.T) {
 	if err != nil || later <= owner {
 		t.Fatalf("claim with a later token = %d, %v; want a new epoch after %d", later, err, owner)
 	}
+}
+
+// epochStream starts an embedded server with the event stream and its epoch
+// subjects, and returns the JetStream context, a target and its epoch
+// subject.
+func epochStream(t *testing.T) (jetstream.JetStream, watcher.Target, string) {
+	t.Helper()
+	e := MustStartEmbedded(t, publisher.EmbeddedConfig{})
+	js := MustJetStream(t, MustConnect(t, publisher.ConnConfig{URLs: []string{e.ClientURL()}}), 5*time.Second)
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Epochs: true}); err != nil {
+		t.Fatal(err)
+	}
+	return js, watcher.Target{Account: "prod", Region: "ap-guangzhou"}, publisher.EpochSubject("cvm", "prod", "ap-guangzhou")
 }

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -162,7 +160,7 @@ func runEndToEnd(tb testing.TB, b e2eBench) e2eResult {
 		default:
 			s.Kind = "idle"
 			rate := float64(b.Instances) * b.ChurnPerMinute / 60
-			if err := postJSON(ctx, simURL+"/_sim/churn", fmt.Sprintf(`{"rate":%g}`, rate)); err != nil {
+			if err := cvmsim.SetChurnAt(ctx, simURL, rate); err != nil {
 				tb.Fatalf("start churn: %v", err)
 			}
 			churning = true
@@ -177,9 +175,11 @@ func runEndToEnd(tb testing.TB, b e2eBench) e2eResult {
 	final := sample()
 	res.WatcherHWM, res.SimHWM = final.watcher.hwm, final.sim.hwm
 	res.Published = int(final.m.sum("cvmwatch_relay_published_total"))
-	if err := getJSON(ctx, simURL+"/_sim/stats", &res.SimStats); err != nil {
+	simStats, err := cvmsim.FetchStats(ctx, simURL)
+	if err != nil {
 		tb.Fatalf("simulator stats: %v", err)
 	}
+	res.SimStats = simStats
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		tb.Fatal(err)
@@ -449,36 +449,6 @@ func waitLogMatch(tb testing.TB, ctx context.Context, p *daemonProc, log *locked
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func postJSON(ctx context.Context, url, body string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("POST %s: %s %s", url, resp.Status, b)
-	}
-	return nil
-}
-
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
