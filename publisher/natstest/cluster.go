@@ -25,9 +25,27 @@ type Cluster struct {
 
 // StartCluster starts an n-node cluster and returns once it has a
 // JetStream meta leader (API calls before that time out instead of
-// failing), failing tb after 60 s.
+// failing), failing tb after 60 s. A node's fixed ports are picked free but
+// may be taken by another test process before the node binds them; the
+// cluster then starts again, up to three times, on other ports.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := startCluster(tb, n)
+		if err == nil {
+			c.WaitReady(tb)
+			return c
+		}
+		if attempt == 3 {
+			tb.Fatalf("start a %d-node cluster, 3 attempts: %v", n, err)
+		}
+		tb.Logf("start a %d-node cluster, attempt %d: %v; again on other ports", n, attempt, err)
+	}
+}
+
+// startCluster starts n nodes on newly picked ports; after a node fails to
+// start it stops the others and returns the error.
+func startCluster(tb testing.TB, n int) (*Cluster, error) {
 	name := fmt.Sprintf("natstest-%d-%d", os.Getpid(), serverIDs.Add(1))
 	routePorts := make([]int, n)
 	routes := make([]string, n)
@@ -46,10 +64,14 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 		}))
 	}
 	for _, s := range c.Nodes {
-		s.Start()
+		if err := s.tryStart(); err != nil {
+			for _, started := range c.Nodes {
+				started.Stop()
+			}
+			return nil, err
+		}
 	}
-	c.WaitReady(tb)
-	return c
+	return c, nil
 }
 
 // URLs returns every node's client URL joined by commas, as nats.Connect

@@ -141,6 +141,19 @@ func (s *Server) Start() {
 	}
 }
 
+// tryStart starts the server once on its port, and returns why not.
+func (s *Server) tryStart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return fmt.Errorf("nats-server %s: started twice", s.name)
+	}
+	if err := s.startLocked(); err != nil {
+		return fmt.Errorf("nats-server %s on port %d: %v\n%s", s.name, s.port, err, s.log.String())
+	}
+	return nil
+}
+
 func (s *Server) startLocked() error {
 	args := append([]string{"-js", "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-sd", s.dir, "-n", s.name}, s.flags...)
 	s.log.Reset()
