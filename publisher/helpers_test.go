@@ -52,7 +52,7 @@ func MustJetStream(tb testing.TB, nc *nats.Conn, ackTimeout time.Duration) jetst
 	if err != nil {
 		tb.Fatalf("jetstream.New: %v", err)
 	}
-	return js
+	return publisher.LightAsync(js, ackTimeout, publisher.AsyncMaxPending)
 }
 
 // testLogger logs to the test output, so failures come with the NATS client's

@@ -49,10 +49,7 @@ type JetStream struct {
 	prefix     string
 	window     int
 	ackTimeout time.Duration
-	// pubOpts are the options of every event's PublishMsgAsync, made once.
-	// The message carries its Nats-Msg-Id header already (wire.EncodeEvent).
-	pubOpts []jetstream.PublishOpt
-	seed    maphash.Seed // of instanceHash
+	seed       maphash.Seed // of instanceHash
 	// windows keeps the slots of Publish calls whose every event was
 	// acknowledged, with the storage of their messages, for the next call.
 	windows sync.Pool // of *slots
@@ -87,7 +84,9 @@ func (p *JetStream) putSlots(s *slots) {
 
 var _ watcher.Publisher = (*JetStream)(nil)
 
-// NewJetStream returns a publisher on js. Create js with
+// NewJetStream returns a publisher on js. The daemon's js comes from
+// NewJetStreamContext, whose async publishes take a light path of their own
+// (lightAsync). Another js works too: create it with
 // jetstream.WithPublishAsyncTimeout(cfg.AckTimeout) (or shorter) so that the
 // library, too, forgets a publish that timed out and never retries it behind
 // a later event; its WithPublishAsyncMaxPending (default 4000) is shared by
@@ -107,7 +106,6 @@ func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, erro
 	if p.ackTimeout <= 0 {
 		p.ackTimeout = DefaultAckTimeout
 	}
-	p.pubOpts = []jetstream.PublishOpt{jetstream.WithStallWait(p.ackTimeout)}
 	return p, nil
 }
 
@@ -175,7 +173,10 @@ func (p *JetStream) Publish(ctx context.Context, events []watcher.Event) (int, e
 			break // found out while waiting
 		}
 		f.msg = nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-		fut, err := p.js.PublishMsgAsync(&f.msg, p.pubOpts...)
+		// No options: the message carries its Nats-Msg-Id header already
+		// (wire.EncodeEvent), and a context of NewJetStreamContext sends
+		// it on its light path.
+		fut, err := p.js.PublishMsgAsync(&f.msg)
 		if err != nil {
 			b.fail(i, err)
 			break

@@ -193,7 +193,7 @@ func benchPublisher(b *testing.B, url string, window int) (jetstream.JetStream, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub, err := publisher.NewJetStream(js, publisher.JetStreamConfig{AckTimeout: time.Minute, Window: window})
+	pub, err := publisher.NewJetStream(publisher.LightAsync(js, time.Minute, publisher.AsyncMaxPending), publisher.JetStreamConfig{AckTimeout: time.Minute, Window: window})
 	if err != nil {
 		b.Fatal(err)
 	}
