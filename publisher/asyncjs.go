@@ -3,6 +3,7 @@ package publisher
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,17 +21,32 @@ import (
 //
 // What it keeps of the library's contract: each future resolves once, with
 // the ack or an error (the stream's refusal as *jetstream.APIError,
-// jetstream.ErrNoStreamResponse when no stream answers,
-// nats.ErrDisconnected when the connection is lost, and
-// jetstream.ErrAsyncPublishTimeout when no ack came within ackTimeout, found
-// at a later publish: the caller keeps a deadline of its own, as
-// JetStream.Publish does); and the limit on publishes awaiting an ack: at
-// maxPending a publish waits for one to resolve, at most ackTimeout, and
-// then fails with jetstream.ErrTooManyStalledMsgs. What it drops: the
-// library's re-send after a "no responders" answer (the caller re-sends).
+// jetstream.ErrNoStreamResponse when no stream answers after two re-sends
+// 250 ms apart, as the library does through a stream leader's election,
+// nats.ErrDisconnected when the connection is lost); and the limit on
+// publishes awaiting an ack: at maxPending a publish waits for one to
+// resolve, at most ackTimeout, and then fails with
+// jetstream.ErrTooManyStalledMsgs.
+//
+// What differs: a publish whose ack never comes fails with
+// jetstream.ErrAsyncPublishTimeout once ackTimeout has passed, but only when
+// it is found, at a later publish or while one waits for room, not by a
+// timer of its own. Its caller must keep a deadline of its own, as
+// JetStream.Publish does. And the library's bookkeeping
+// (PublishAsyncPending, PublishAsyncComplete, its callbacks) sees only the
+// publishes with options. ackTimeout <= 0 is DefaultAckTimeout.
 func lightAsync(js jetstream.JetStream, ackTimeout time.Duration, maxPending int) jetstream.JetStream {
+	if ackTimeout <= 0 {
+		ackTimeout = DefaultAckTimeout
+	}
 	return &asyncJS{JetStream: js, nc: js.Conn(), ackTimeout: ackTimeout, maxPending: max(1, maxPending), now: time.Now}
 }
+
+// Re-sends after a "no responders" answer, as the library's defaults.
+const (
+	noRespondersRetries = 2
+	noRespondersWait    = 250 * time.Millisecond
+)
 
 type asyncJS struct {
 	jetstream.JetStream
@@ -43,9 +59,11 @@ type asyncJS struct {
 	prefix string // of reply subjects: prefix + the publish's number
 	sub    *nats.Subscription
 	// pending are the futures of publishes base, base+1, ..., in the
-	// order sent; resolved ones leave from the front.
-	pending []*asyncFuture
-	base    uint64
+	// order sent; resolved ones leave from the front. unresolved counts
+	// those not resolved, which maxPending bounds.
+	pending    []*asyncFuture
+	base       uint64
+	unresolved int
 	// stall, when not nil, is closed when pending falls below maxPending.
 	stall chan struct{}
 	// stream is the name in the last ack (the handler's alone): acks
@@ -57,7 +75,9 @@ type asyncJS struct {
 type asyncFuture struct {
 	a        *asyncJS
 	msg      *nats.Msg
+	reply    string
 	deadline time.Time
+	retries  int // re-sends after "no responders"
 	done     bool
 	ack      *jetstream.PubAck
 	err      error
@@ -81,18 +101,13 @@ func (a *asyncJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (je
 			return nil, fmt.Errorf("nats: error creating async reply handler: %w", err)
 		}
 	}
-	if err := a.waitRoomLocked(); err != nil {
-		a.mu.Unlock()
+	id, err := a.admitLocked(f)
+	a.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	f.deadline = a.now().Add(a.ackTimeout)
-	id := a.base + uint64(len(a.pending))
-	a.pending = append(a.pending, f)
-	prefix := a.prefix
-	a.mu.Unlock()
 
-	reply := prefix + strconv.FormatUint(id, 10)
-	if err := a.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: reply, Header: m.Header, Data: m.Data}); err != nil {
+	if err := a.send(f); err != nil {
 		a.mu.Lock()
 		a.resolveLocked(id, nil, err)
 		a.mu.Unlock()
@@ -101,23 +116,53 @@ func (a *asyncJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (je
 	return f, nil
 }
 
-// waitRoomLocked returns once fewer than maxPending publishes are pending,
-// or fails after waiting ackTimeout. It is called with a.mu held, and
-// returns with it held.
+// admitLocked waits for room (waitRoomLocked), then numbers f, gives it its
+// reply subject and deadline, and returns its number.
+func (a *asyncJS) admitLocked(f *asyncFuture) (uint64, error) {
+	if err := a.waitRoomLocked(); err != nil {
+		return 0, err
+	}
+	f.deadline = a.now().Add(a.ackTimeout)
+	id := a.base + uint64(len(a.pending))
+	f.reply = a.prefix + strconv.FormatUint(id, 10)
+	a.pending = append(a.pending, f)
+	a.unresolved++
+	return id, nil
+}
+
+// send publishes f's message with its reply subject.
+func (a *asyncJS) send(f *asyncFuture) error {
+	return a.nc.PublishMsg(&nats.Msg{Subject: f.msg.Subject, Reply: f.reply, Header: f.msg.Header, Data: f.msg.Data})
+}
+
+// waitRoomLocked returns once fewer than maxPending publishes are
+// unresolved, or fails when none resolves within ackTimeout. It wakes when
+// an ack comes and when the oldest publish is overdue, which it expires.
+// It is called with a.mu held, and returns with it held.
 func (a *asyncJS) waitRoomLocked() error {
+	var giveUp time.Time // of the wait, on the wall clock; deadlines are on a.now
 	var timer *time.Timer
-	waited := false
 	for {
-		a.expireLocked(a.now())
-		if len(a.pending) < a.maxPending {
-			break
+		now := a.now()
+		a.expireLocked(now)
+		if a.unresolved < a.maxPending {
+			return nil
 		}
-		if waited {
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(a.ackTimeout)
+		}
+		wait := time.Until(giveUp)
+		if wait <= 0 {
 			return jetstream.ErrTooManyStalledMsgs
 		}
+		if len(a.pending) > 0 {
+			wait = min(wait, max(0, a.pending[0].deadline.Sub(now)))
+		}
 		if timer == nil {
-			timer = time.NewTimer(a.ackTimeout)
+			timer = time.NewTimer(wait)
 			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
 		}
 		if a.stall == nil {
 			a.stall = make(chan struct{})
@@ -126,12 +171,11 @@ func (a *asyncJS) waitRoomLocked() error {
 		a.mu.Unlock()
 		select {
 		case <-stall:
+			timer.Stop() // since Go 1.23 no stale tick is left to drain
 		case <-timer.C:
-			waited = true // once more: expire what is overdue by now
 		}
 		a.mu.Lock()
 	}
-	return nil
 }
 
 // subscribeLocked subscribes to the replies and watches the connection,
@@ -148,15 +192,7 @@ func (a *asyncJS) subscribeLocked() error {
 	go func() {
 		for s := range status {
 			a.mu.Lock()
-			for i, f := range a.pending {
-				if f != nil && !f.done {
-					a.settleLocked(f, nil, nats.ErrDisconnected)
-				}
-				a.pending[i] = nil
-			}
-			a.base += uint64(len(a.pending))
-			a.pending = a.pending[:0]
-			a.unstallLocked()
+			a.failAllLocked(nats.ErrDisconnected)
 			a.mu.Unlock()
 			if s == nats.CLOSED {
 				return
@@ -164,6 +200,20 @@ func (a *asyncJS) subscribeLocked() error {
 		}
 	}()
 	return nil
+}
+
+// failAllLocked fails every unresolved publish with err; a reply that
+// comes later for one of them is ignored.
+func (a *asyncJS) failAllLocked(err error) {
+	for i, f := range a.pending {
+		if f != nil && !f.done {
+			a.settleLocked(f, nil, err)
+		}
+		a.pending[i] = nil
+	}
+	a.base += uint64(len(a.pending))
+	a.pending = a.pending[:0]
+	a.unstallLocked()
 }
 
 // handleAck resolves the future the reply is for. It runs on the
@@ -178,8 +228,42 @@ func (a *asyncJS) handleAck(m *nats.Msg) {
 	}
 	ack, ackErr := a.readAck(m)
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if errors.Is(ackErr, jetstream.ErrNoStreamResponse) {
+		if f := a.pendingLocked(id); f != nil && f.retries < noRespondersRetries {
+			f.retries++
+			time.AfterFunc(noRespondersWait, func() { a.resend(id, f) })
+			return
+		}
+	}
 	a.resolveLocked(id, ack, ackErr)
+}
+
+// resend publishes f (number id) again after "no responders", unless it
+// was resolved meanwhile (expired, or failed by a disconnect).
+func (a *asyncJS) resend(id uint64, f *asyncFuture) {
+	a.mu.Lock()
+	pending := a.pendingLocked(id) == f
 	a.mu.Unlock()
+	if !pending {
+		return
+	}
+	if err := a.send(f); err != nil {
+		a.mu.Lock()
+		a.resolveLocked(id, nil, err)
+		a.mu.Unlock()
+	}
+}
+
+// pendingLocked returns the future of publish id, nil unless unresolved.
+func (a *asyncJS) pendingLocked(id uint64) *asyncFuture {
+	if id < a.base || id-a.base >= uint64(len(a.pending)) {
+		return nil
+	}
+	if f := a.pending[id-a.base]; f != nil && !f.done {
+		return f
+	}
+	return nil
 }
 
 // readAck returns the stream's ack in m, or why it is not one.
@@ -238,7 +322,7 @@ func (a *asyncJS) readPlainAck(data []byte) (*jetstream.PubAck, bool) {
 	dup := false
 	switch tail := rest[n:]; {
 	case string(tail) == `}`:
-	case string(tail) == `,"duplicate":true}`:
+	case string(tail) == `,"duplicate": true}`, string(tail) == `,"duplicate":true}`: // the server writes the first
 		dup = true
 	default:
 		return nil, false
@@ -263,13 +347,10 @@ func plainJSONString(b []byte) bool {
 // resolveLocked resolves publish id, if still pending, and lets the
 // resolved publishes at the front go.
 func (a *asyncJS) resolveLocked(id uint64, ack *jetstream.PubAck, err error) {
-	if id < a.base || id-a.base >= uint64(len(a.pending)) {
-		return // resolved already, by a timeout or a disconnect
-	}
-	if f := a.pending[id-a.base]; f != nil && !f.done {
+	if f := a.pendingLocked(id); f != nil {
 		a.settleLocked(f, ack, err)
-	}
-	a.popLocked()
+		a.popLocked()
+	} // else resolved already, by a timeout or a disconnect
 }
 
 // expireLocked fails the publishes at the front whose ack is overdue, so
@@ -308,7 +389,7 @@ func (a *asyncJS) popLocked() {
 
 // unstallLocked wakes the publishes waiting for room, if there is some.
 func (a *asyncJS) unstallLocked() {
-	if a.stall != nil && len(a.pending) < a.maxPending {
+	if a.stall != nil && a.unresolved < a.maxPending {
 		close(a.stall)
 		a.stall = nil
 	}
@@ -316,6 +397,8 @@ func (a *asyncJS) unstallLocked() {
 
 func (a *asyncJS) settleLocked(f *asyncFuture, ack *jetstream.PubAck, err error) {
 	f.done, f.ack, f.err = true, ack, err
+	a.unresolved--
+	a.unstallLocked()
 	if err == nil && f.okCh != nil {
 		f.okCh <- ack
 	}

@@ -14,6 +14,8 @@ func FuzzReadPlainAck(f *testing.F) {
 	for _, seed := range []string{
 		`{"stream":"CVMWATCH","seq":1}`,
 		`{"stream":"CVMWATCH","seq":18446744073709551615,"duplicate":true}`,
+		`{"stream":"CVMWATCH","seq":3,"duplicate": true}`,
+		`{"stream":"CVMWATCH","seq":03}`,
 		`{"stream":"CVMWATCH","seq":7,"domain":"hub"}`,
 		`{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"}}`,
 		`{"stream":"a\"b","seq":1}`,
@@ -46,6 +48,9 @@ func TestReadPlainAckAcceptsTheServersAcks(t *testing.T) {
 		want jetstream.PubAck
 	}{
 		{`{"stream":"CVMWATCH","seq":1}`, jetstream.PubAck{Stream: "CVMWATCH", Sequence: 1}},
+		// As nats-server 2.15 writes them (server/stream.go: the stream's
+		// pubAck prefix, the sequence, and "}" or `,"duplicate": true}`).
+		{`{"stream":"CVMWATCH","seq":42,"duplicate": true}`, jetstream.PubAck{Stream: "CVMWATCH", Sequence: 42, Duplicate: true}},
 		{`{"stream":"CVMWATCH","seq":42,"duplicate":true}`, jetstream.PubAck{Stream: "CVMWATCH", Sequence: 42, Duplicate: true}},
 	} {
 		got, ok := a.readPlainAck([]byte(tt.data))

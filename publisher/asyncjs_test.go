@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -217,5 +218,38 @@ func TestLightAsyncFailsPendingPublishesOnDisconnect(t *testing.T) {
 	env.srv.Shutdown()
 	if _, err := resolve(t, f); !errors.Is(err, nats.ErrDisconnected) {
 		t.Fatalf("pending publish across a disconnect = %v, want nats.ErrDisconnected", err)
+	}
+}
+
+// TestLightAsyncResendsAfterNoResponders: a publish that no stream answers
+// ("no responders", as while a stream leader is elected) is sent twice more,
+// as the library does, before it fails with ErrNoStreamResponse. Counted by
+// the server: the messages it received on the publishing connection.
+func TestLightAsyncResendsAfterNoResponders(t *testing.T) {
+	t.Parallel()
+	env := newJSEnv(t, 5*time.Second)
+	nc := MustConnect(t, publisher.ConnConfig{URLs: []string{env.srv.ClientURL()}})
+	library, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := publisher.LightAsync(library, 5*time.Second, 10)
+	f, err := js.PublishMsgAsync(nats.NewMsg("nostream.x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolve(t, f); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("publish no stream answers = %v, want ErrNoStreamResponse", err)
+	}
+	cid, err := nc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	connz, err := env.srv.Server().Connz(&server.ConnzOptions{CID: cid})
+	if err != nil || len(connz.Conns) != 1 {
+		t.Fatalf("connz of client %d: %v, %+v", cid, err, connz)
+	}
+	if got := connz.Conns[0].InMsgs; got != 3 {
+		t.Fatalf("server received %d messages from the publisher, want 3 (the publish and two re-sends)", got)
 	}
 }

@@ -90,7 +90,11 @@ var _ watcher.Publisher = (*JetStream)(nil)
 // jetstream.WithPublishAsyncTimeout(cfg.AckTimeout) (or shorter) so that the
 // library, too, forgets a publish that timed out and never retries it behind
 // a later event; its WithPublishAsyncMaxPending (default 4000) is shared by
-// every publisher on js and should be at least Window.
+// every publisher on js and should be at least Window (a publish stalled
+// there fails after the library's stall wait, 200 ms, and the caller
+// re-sends it). Events are published without options, so that a context of
+// NewJetStreamContext takes its light path; with any other context they
+// are the library's publishes.
 func NewJetStream(js jetstream.JetStream, cfg JetStreamConfig) (*JetStream, error) {
 	if js == nil {
 		return nil, errors.New("jetstream publisher: nil jetstream context")
