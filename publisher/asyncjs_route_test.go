@@ -37,6 +37,15 @@ func (r *routeRig) publish() (uint64, *asyncFuture) {
 	return id, f
 }
 
+// publishN publishes n times and returns the futures, numbered from 0.
+func (r *routeRig) publishN(n int) []*asyncFuture {
+	fs := make([]*asyncFuture, n)
+	for i := range fs {
+		_, fs[i] = r.publish()
+	}
+	return fs
+}
+
 func (r *routeRig) reply(id uint64, body string) {
 	r.a.handleAck(&nats.Msg{Subject: r.a.prefix + strconv.FormatUint(id, 10), Data: []byte(body)})
 }
@@ -71,11 +80,7 @@ func (f *asyncFuture) outcome() (bool, *jetstream.PubAck, error) {
 func TestLightAsyncRoutesEachReplyToItsPublish(t *testing.T) {
 	t.Run("OutOfOrder", func(t *testing.T) {
 		r := newRouteRig(t, 10)
-		var fs []*asyncFuture
-		for range 4 {
-			_, f := r.publish()
-			fs = append(fs, f)
-		}
+		fs := r.publishN(4)
 		for _, id := range []uint64{2, 0, 3, 1} {
 			r.reply(id, ackOf(id))
 		}
@@ -130,11 +135,7 @@ func TestLightAsyncRoutesEachReplyToItsPublish(t *testing.T) {
 
 	t.Run("RepliesThatAreNoAck", func(t *testing.T) {
 		r := newRouteRig(t, 10)
-		var fs []*asyncFuture
-		for range 3 {
-			_, f := r.publish()
-			fs = append(fs, f)
-		}
+		fs := r.publishN(3)
 		r.a.handleAck(&nats.Msg{Subject: r.a.prefix + "x", Data: []byte(ackOf(0))}) // not a number: ignored
 		r.a.handleAck(&nats.Msg{Subject: "_INBOX", Data: []byte(ackOf(0))})         // not ours: ignored
 		r.reply(0, `{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"}}`)
