@@ -62,7 +62,7 @@ type asyncJS struct {
 	pending    []*asyncFuture
 	base       uint64
 	unresolved int
-	// stall, when not nil, is closed when pending falls below maxPending.
+	// stall, when not nil, is closed when unresolved falls below maxPending.
 	stall chan struct{}
 	// stream is the name in the last ack (the handler's alone): acks
 	// share it, not a copy each.
@@ -204,14 +204,13 @@ func (a *asyncJS) subscribeLocked() error {
 // comes later for one of them is ignored.
 func (a *asyncJS) failAllLocked(err error) {
 	for i, f := range a.pending {
-		if f != nil && !f.done {
+		if !f.done {
 			a.settleLocked(f, nil, err)
 		}
 		a.pending[i] = nil
 	}
 	a.base += uint64(len(a.pending))
 	a.pending = a.pending[:0]
-	a.unstallLocked()
 }
 
 // handleAck resolves the future the reply is for. It runs on the
@@ -258,7 +257,7 @@ func (a *asyncJS) pendingLocked(id uint64) *asyncFuture {
 	if id < a.base || id-a.base >= uint64(len(a.pending)) {
 		return nil
 	}
-	if f := a.pending[id-a.base]; f != nil && !f.done {
+	if f := a.pending[id-a.base]; !f.done {
 		return f
 	}
 	return nil
@@ -273,8 +272,8 @@ func (a *asyncJS) resolveLocked(id uint64, ack *jetstream.PubAck, err error) {
 	} // else resolved already, by a timeout or a disconnect
 }
 
-// expireLocked fails the publishes at the front whose ack is overdue, so
-// that a lost ack holds no memory for longer than ackTimeout.
+// expireLocked fails the publishes at the front whose ack is overdue, and
+// drops them with the resolved ones behind them.
 func (a *asyncJS) expireLocked(now time.Time) {
 	for len(a.pending) > 0 {
 		f := a.pending[0]
@@ -300,11 +299,10 @@ func (a *asyncJS) popLocked() {
 	}
 	a.base += uint64(k)
 	if k == len(a.pending) {
-		a.pending = a.pending[:0]
+		a.pending = a.pending[:0] // keeps the array for the next publishes
 	} else {
 		a.pending = a.pending[k:]
 	}
-	a.unstallLocked()
 }
 
 // unstallLocked wakes the publishes waiting for room, if there is some.

@@ -184,7 +184,9 @@ func BenchmarkRelayCostSplit(b *testing.B) {
 
 // benchPublisher connects to url and returns a JetStream context with
 // nats.go's default limit of 4,000 pending async publishes (raw publishing
-// runs at it) and the relay's publisher on it.
+// runs at it, through the library) and the relay's publisher on the same
+// connection, through the light path the daemon's context takes
+// (NewJetStreamContext).
 func benchPublisher(b *testing.B, url string, window int) (jetstream.JetStream, *publisher.JetStream) {
 	nc, err := nats.Connect(url)
 	if err != nil {
